@@ -1,0 +1,24 @@
+"""Branch builders: one ``keras.Input`` and encoder per modality.
+
+Each builder returns a ``Branch`` (name, input, features, modality) that
+``mmzoo.compose`` joins into a model.
+"""
+
+from mmzoo.branches.audio import audio_conv1d, audio_rnn, audio_spectrogram_cnn
+from mmzoo.branches.base import Branch
+from mmzoo.branches.image import image_cnn, image_resnet, image_resnet50
+from mmzoo.branches.text import text_bert, text_embedding, text_rnn, text_transformer
+
+__all__ = [
+    "Branch",
+    "audio_conv1d",
+    "audio_rnn",
+    "audio_spectrogram_cnn",
+    "image_cnn",
+    "image_resnet",
+    "image_resnet50",
+    "text_bert",
+    "text_embedding",
+    "text_rnn",
+    "text_transformer",
+]
