@@ -3,6 +3,15 @@
 Each loader returns ``(train_ds, test_ds)``: ``tf.data.Dataset``s of
 ``(inputs, label)`` where ``inputs`` is a dict keyed by modality name, the
 model-input contract every zoo model follows.
+
+* ``av_digits``: MNIST image + spoken digit -> digit (embedded copy, or full
+  size from a data folder).
+* ``emoji_groups``: OpenMoji image + annotation/tags text -> 11 groups.
+* ``emoji_retrieval``: OpenMoji image <-> annotation pairs.
+
+The full-size loaders read the shared data folder: the ``data_dir``
+argument, else ``$MMZOO_DATA``, else ``../shared/data`` relative to the
+working directory (see ``mmzoo.data.resolve_data_dir``).
 """
 
 from __future__ import annotations
@@ -10,14 +19,20 @@ from __future__ import annotations
 import tensorflow as tf
 
 from mmzoo.data import av_digits as _av_digits
+from mmzoo.data.av_digits_full import load_full_arrays as _load_full_arrays
+from mmzoo.data.emoji import emoji_groups, emoji_retrieval
+
+__all__ = ["av_digits", "emoji_groups", "emoji_retrieval"]
 
 
-def av_digits(batch_size=32, shuffle=True, seed=0, degraded=True, drop_remainder=False):
-    """The embedded AV-digits task: MNIST image + spoken digit -> digit (10 classes).
+def av_digits(batch_size=32, shuffle=True, seed=0, degraded=True, drop_remainder=False, data_dir=None):
+    """The AV-digits task: MNIST image + spoken digit -> digit (10 classes).
 
-    1,000 train and 250 test pairs of real data shipped inside the package (no
-    download). See ``mmzoo.data.av_digits`` for the pairing, split and
-    degradation recipe.
+    With ``data_dir=None``, the embedded copy: 1,000 train and 250 test pairs
+    of real data shipped inside the package (no download). With a data
+    folder, the full size built from ``fsdd/recordings`` and ``mnist`` in it:
+    2,250 train (FSDD index 5-49) and 250 test (index 0-4) pairs. See
+    ``mmzoo.data.av_digits`` for the pairing, split and degradation recipe.
 
     Args:
         batch_size: Examples per batch.
@@ -26,6 +41,9 @@ def av_digits(batch_size=32, shuffle=True, seed=0, degraded=True, drop_remainder
         degraded: Apply the recipe's noise/occlusion (default) so that fusion
             matters; ``False`` gives the clean pairs.
         drop_remainder: Drop the last partial batch (static shapes for TPU/XLA).
+        data_dir: ``None`` for the embedded copy, or the shared data folder
+            for the full size (``mmzoo.data.resolve_data_dir()`` finds it
+            from ``$MMZOO_DATA`` or ``../shared/data``).
 
     Returns:
         ``(train_ds, test_ds)``, each yielding ``({"image": (B, 28, 28, 1)
@@ -33,6 +51,7 @@ def av_digits(batch_size=32, shuffle=True, seed=0, degraded=True, drop_remainder
 
     Raises:
         ValueError: If ``batch_size`` is not a positive integer.
+        FileNotFoundError: If ``data_dir`` lacks the FSDD or MNIST files.
 
     Example:
 
@@ -43,7 +62,10 @@ def av_digits(batch_size=32, shuffle=True, seed=0, degraded=True, drop_remainder
     """
     if not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
-    arrays = _av_digits.load_arrays(degraded=degraded)
+    if data_dir is None:
+        arrays = _av_digits.load_arrays(degraded=degraded)
+    else:
+        arrays = _load_full_arrays(data_dir, degraded=degraded)
     out = []
     for split in ("train", "test"):
         inputs, labels = arrays[split]

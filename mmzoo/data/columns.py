@@ -1,0 +1,265 @@
+"""Column specs: the explicit mapping from manifest columns to model inputs.
+
+Each spec names the manifest column(s) it reads, checks them up front, finds
+bad rows that can be seen without decoding (missing file, empty or non-UTF-8
+text), and decodes one example inside ``tf.data``:
+
+* ``ImageColumn``: an image file -> float32 ``image_shape`` in [0, 1].
+* ``AudioColumn``: an audio file -> float32 ``(num_samples,)``.
+* ``TextColumn``: one or more text fields -> int32 ids ``(sequence_length,)``.
+* ``LabelColumn``: a class name/number -> int32 class index.
+
+Example:
+
+>>> features = {
+...     "image": ImageColumn("path", image_shape=(72, 72, 3)),
+...     "text": TextColumn(["annotation", "tags"], tokenizer),
+... }
+>>> label = LabelColumn("group", classes=GROUPS)
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+from mmzoo import _validation as check
+from mmzoo.data import audio as audio_lib
+from mmzoo.data import image as image_lib
+from mmzoo.data.manifest import is_valid_utf8
+
+
+def _column_names(argument, value):
+    names = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else None
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"`{argument}` must be a column name or a list of names. Received: {argument}={value!r}")
+    return names
+
+
+class FileColumn:
+    """Base of columns holding one file path per row (missing files are bad rows)."""
+
+    def __init__(self, column):
+        self.column = _column_names("column", column)[0] if isinstance(column, str) else None
+        if self.column is None:
+            raise ValueError(f"`column` must be one column name. Received: column={column!r}")
+
+    @property
+    def columns(self):
+        return [self.column]
+
+    def python_value(self, manifest, i):
+        """The resolved file path of row ``i``."""
+        return manifest.path(i, self.column)
+
+    def row_problem(self, manifest, i):
+        """A message if row ``i``'s file is missing, else ``None``."""
+        path = self.python_value(manifest, i)
+        if not os.path.isfile(path):
+            return f"file not found: {path} (column {self.column!r})"
+        return None
+
+    def prepare(self, manifest):
+        """Checks the column exists; subclasses add format checks."""
+        manifest.require_columns(self.columns, type(self).__name__)
+
+    def decode(self, path):
+        return self.decode_bytes(tf.io.read_file(path))
+
+
+class ImageColumn(FileColumn):
+    """An image file column (PNG, JPEG, BMP, GIF).
+
+    Args:
+        column: Manifest column of image paths.
+        image_shape: ``(height, width, channels)`` the model expects.
+        fit: ``"resize"`` (stretch) or ``"pad"`` (keep aspect, pad).
+        pad_value: Padding value for ``fit="pad"`` (1.0 = white).
+
+    Raises:
+        ValueError: If an argument is invalid.
+
+    Example:
+
+    >>> ImageColumn("path", image_shape=(72, 72, 3))
+    """
+
+    def __init__(self, column, image_shape, fit="resize", pad_value=1.0):
+        super().__init__(column)
+        self.image_shape = image_lib.check_image_shape(image_shape)
+        self.fit = check.choice("fit", fit, set(image_lib.FIT_MODES))
+        self.pad_value = float(pad_value)
+
+    def decode_bytes(self, contents):
+        return image_lib.decode_image(contents, self.image_shape, fit=self.fit, pad_value=self.pad_value)
+
+
+class AudioColumn(FileColumn):
+    """An audio file column (WAV everywhere; FLAC/MP3/OGG with working tensorflow-io).
+
+    Every file of the column must have the same extension; it is checked up
+    front, and a format this environment cannot decode raises before any
+    data is read.
+
+    Args:
+        column: Manifest column of audio paths.
+        sample_rate: Sample rate the model expects (files are resampled).
+        num_samples: Waveform length (crop or zero-pad).
+        crop: Which part of a longer clip to keep: ``"start"``, ``"center"``
+            or ``"end"``.
+        source_rate: Sample rate of compressed files (WAV reports its own).
+
+    Raises:
+        ValueError: If an argument is invalid.
+
+    Example:
+
+    >>> AudioColumn("wav", sample_rate=8000, num_samples=4000, crop="center")
+    """
+
+    def __init__(self, column, sample_rate, num_samples, crop="start", source_rate=None):
+        super().__init__(column)
+        self.sample_rate = check.positive_int("sample_rate", sample_rate)
+        self.num_samples = check.positive_int("num_samples", num_samples)
+        self.crop = check.choice("crop", crop, set(audio_lib.CROP_MODES))
+        self.source_rate = source_rate
+        self._decode = None
+
+    def prepare(self, manifest):
+        """Checks the column and picks the decoder from the files' extension.
+
+        Raises:
+            ValueError: If files of several types are mixed (naming a row).
+            UnsupportedAudioFormatError: If the type cannot be decoded here.
+        """
+        super().prepare(manifest)
+        extension, first = None, None
+        for i in range(len(manifest)):
+            ext = os.path.splitext(manifest.path(i, self.column))[1].lower()
+            if extension is None:
+                extension, first = ext, i
+            elif ext != extension:
+                raise ValueError(
+                    f"AudioColumn {self.column!r}: {manifest.where(i)} is a {ext!r} file but "
+                    f"{manifest.where(first)} is {extension!r}; use one audio type per column."
+                )
+        if extension is not None and extension not in audio_lib.WAV_EXTENSIONS + audio_lib.COMPRESSED_EXTENSIONS:
+            raise audio_lib.UnsupportedAudioFormatError(
+                f"AudioColumn {self.column!r}: {manifest.where(first)} has unsupported type {extension!r}; "
+                f"supported: {list(audio_lib.WAV_EXTENSIONS + audio_lib.COMPRESSED_EXTENSIONS)}."
+            )
+        self._decode = audio_lib.audio_decoder(
+            extension or ".wav", self.sample_rate, self.num_samples, self.crop, self.source_rate
+        )
+
+    def decode_bytes(self, contents):
+        decode = self._decode or audio_lib.audio_decoder(".wav", self.sample_rate, self.num_samples, self.crop)
+        return decode(contents)
+
+
+class TextColumn:
+    """One or more text fields, joined with ``separator`` and tokenized.
+
+    Args:
+        columns: A column name or a list of them (joined in order).
+        tokenizer: A ``VocabTokenizer`` / ``WordPieceTokenizer`` (anything
+            mapping a scalar ``tf.string`` to int32 ``(sequence_length,)``).
+        separator: Joins the fields.
+
+    Raises:
+        ValueError: If an argument is invalid.
+
+    Example:
+
+    >>> TextColumn(["annotation", "tags"], tokenizer)
+    """
+
+    def __init__(self, columns, tokenizer, separator=" "):
+        self.columns = _column_names("columns", columns)
+        if not callable(tokenizer) or not hasattr(tokenizer, "sequence_length"):
+            raise ValueError(
+                f"`tokenizer` must be a mmzoo tokenizer (callable with a `sequence_length`). Received: {tokenizer!r}"
+            )
+        self.tokenizer = tokenizer
+        self.separator = separator
+
+    def prepare(self, manifest):
+        """Checks the columns exist."""
+        manifest.require_columns(self.columns, "TextColumn")
+
+    def python_value(self, manifest, i):
+        """The joined text of row ``i``."""
+        values = []
+        for column in self.columns:
+            value = manifest.value(i, column)
+            if not isinstance(value, str):
+                raise ValueError(f"{manifest.where(i)}: column {column!r} must hold text. Received: {value!r}")
+            values.append(value)
+        return self.separator.join(values)
+
+    def row_problem(self, manifest, i):
+        """A message if a field is not valid UTF-8 or the text is empty."""
+        for column in self.columns:
+            if not is_valid_utf8(manifest.value(i, column)):
+                return f"text in column {column!r} is not valid UTF-8"
+        if not "".join(manifest.value(i, c) for c in self.columns).strip():
+            return f"empty text in column(s) {self.columns}"
+        return None
+
+    def decode(self, text):
+        ids = self.tokenizer(text)
+        return tf.ensure_shape(tf.cast(ids, tf.int32), (self.tokenizer.sequence_length,))
+
+
+class LabelColumn:
+    """The class of each row, mapped to an int32 index.
+
+    Args:
+        column: Manifest column of labels.
+        classes: The class names/values in index order. ``None`` takes the
+            sorted distinct values of the manifest (pass them explicitly so
+            train and test share one mapping).
+
+    Raises:
+        ValueError: If an argument is invalid.
+
+    Example:
+
+    >>> LabelColumn("group", classes=["animals-nature", "flags"])
+    """
+
+    def __init__(self, column, classes=None):
+        if not isinstance(column, str) or not column:
+            raise ValueError(f"`column` must be a column name. Received: column={column!r}")
+        self.column = column
+        if classes is not None:
+            classes = list(classes)
+            if not classes or len(set(classes)) != len(classes):
+                raise ValueError(f"`classes` must be a non-empty list of distinct values. Received: classes={classes!r}")
+        self.classes = classes
+
+    def indices(self, manifest):
+        """Class indices of every row.
+
+        Returns:
+            A list of ints.
+
+        Raises:
+            ValueError: If the column is missing, or a row's label is not in
+                ``classes`` (naming the row and the value).
+        """
+        manifest.require_columns([self.column], "LabelColumn")
+        values = [manifest.value(i, self.column) for i in range(len(manifest))]
+        if self.classes is None:
+            self.classes = sorted(set(values), key=lambda v: (str(type(v)), v))
+        lookup = {c: k for k, c in enumerate(self.classes)}
+        out = []
+        for i, value in enumerate(values):
+            if value not in lookup:
+                raise ValueError(
+                    f"{manifest.where(i)}: label {value!r} in column {self.column!r} is not one of the "
+                    f"{len(self.classes)} classes {self.classes[:20]!r}"
+                )
+            out.append(lookup[value])
+        return out
