@@ -1,8 +1,23 @@
 """mmzoo: a Keras 3 / TensorFlow model zoo for multimodal deep learning."""
 
-from mmzoo import branches, datasets, fusion, heads
+from mmzoo import branches, datasets, fusion, heads, layers, retrieval, zoo
 from mmzoo.compose import compile_model, compose
+from mmzoo.saved_model import export
+from mmzoo.zoo import build, list_models
 
 __version__ = "0.1.0"
 
-__all__ = ["branches", "compile_model", "compose", "datasets", "fusion", "heads"]
+__all__ = [
+    "branches",
+    "build",
+    "compile_model",
+    "compose",
+    "datasets",
+    "export",
+    "fusion",
+    "heads",
+    "layers",
+    "list_models",
+    "retrieval",
+    "zoo",
+]

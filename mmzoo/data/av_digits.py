@@ -18,7 +18,7 @@ The recipe (shared by the embedded copy and the full-size loader):
 4. **Degradation** (applied at load time, seeded per split, so each modality
    alone is clearly worse than both together, as in AV-MNIST):
 
-   * image: a random 14x14 occluding patch set to 0, then Gaussian pixel
+   * image: a random 12x12 occluding patch set to 0, then Gaussian pixel
      noise (std ``IMAGE_NOISE_STD``), clipped to [0, 1];
    * audio: white Gaussian noise at ``AUDIO_SNR_DB`` dB SNR relative to the
      clip's own power.
@@ -44,9 +44,9 @@ IMAGE_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 CLASS_NAMES = tuple(str(d) for d in range(NUM_CLASSES))
 TEST_INDICES = range(0, 5)
-IMAGE_NOISE_STD = 0.45
-OCCLUSION_SIZE = 14
-AUDIO_SNR_DB = -6.0
+IMAGE_NOISE_STD = 0.4
+OCCLUSION_SIZE = 12
+AUDIO_SNR_DB = -8.0
 SPLIT_SEEDS = {"train": 1234, "test": 5678}
 PAIRING_SEED = 20240611
 

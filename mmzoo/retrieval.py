@@ -1,0 +1,175 @@
+"""Image-text retrieval: a dual encoder, its losses and ``recall_at_k``."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from mmzoo import _validation as check
+
+
+def contrastive_loss(image_embeddings, text_embeddings, temperature=0.05):
+    """Symmetric in-batch contrastive loss (CLIP's InfoNCE).
+
+    Row ``i`` of both inputs is a matching pair; every other row of the batch
+    is a negative. The loss is the mean of the image->text and text->image
+    cross-entropies over the ``(batch, batch)`` similarity matrix / temperature.
+
+    Args:
+        image_embeddings: ``(batch, dim)`` L2-normalised embeddings.
+        text_embeddings: ``(batch, dim)`` L2-normalised embeddings.
+        temperature: Softmax temperature (> 0).
+
+    Returns:
+        A float32 scalar.
+    """
+    image_embeddings = ops.cast(image_embeddings, "float32")
+    text_embeddings = ops.cast(text_embeddings, "float32")
+    logits = ops.matmul(image_embeddings, ops.transpose(text_embeddings)) / temperature
+    labels = ops.arange(ops.shape(logits)[0])
+    i2t = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    t2i = keras.losses.sparse_categorical_crossentropy(labels, ops.transpose(logits), from_logits=True)
+    return (ops.mean(i2t) + ops.mean(t2i)) / 2
+
+
+def triplet_margin_loss(image_embeddings, text_embeddings, margin=0.2):
+    """Triplet margin loss with the image as anchor.
+
+    For anchor image ``i`` the positive is text ``i`` and the negative is the
+    hardest non-matching text of the batch (highest cosine similarity):
+    ``max(0, margin - sim(i, t_i) + sim(i, t_neg))``, averaged over the batch.
+
+    Args:
+        image_embeddings: ``(batch, dim)`` L2-normalised embeddings (anchors).
+        text_embeddings: ``(batch, dim)`` L2-normalised embeddings.
+        margin: Required gap between positive and negative similarity.
+
+    Returns:
+        A float32 scalar.
+    """
+    image_embeddings = ops.cast(image_embeddings, "float32")
+    text_embeddings = ops.cast(text_embeddings, "float32")
+    sims = ops.matmul(image_embeddings, ops.transpose(text_embeddings))
+    batch = ops.shape(sims)[0]
+    positive = ops.diagonal(sims)
+    eye = ops.eye(batch, dtype="float32")
+    hardest_negative = ops.max(sims - 4.0 * eye, axis=1)  # cosine sims lie in [-1, 1]
+    return ops.mean(ops.relu(margin - positive + hardest_negative))
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class DualEncoder(keras.Model):
+    """Two encoders mapping images and texts into one L2-normalised space.
+
+    Train it with ``fit`` on a dataset of input dicts ``{"image": ...,
+    "text": ...}`` whose rows are matching pairs (no labels needed): the loss
+    is computed from the embeddings. Use ``image_encoder`` to index images and
+    ``text_encoder`` to embed queries (or the reverse).
+
+    Args:
+        image_encoder: A ``keras.Model`` image -> ``(batch, dim)`` unit vectors.
+        text_encoder: A ``keras.Model`` token ids -> ``(batch, dim)`` unit vectors.
+        loss: ``"contrastive"`` (symmetric InfoNCE) or ``"triplet"``.
+        temperature: Temperature of the contrastive loss.
+        margin: Margin of the triplet loss.
+        **kwargs: Standard ``keras.Model`` arguments (``name``).
+
+    Example:
+
+    >>> model = mmzoo.build("image_text_retrieval")
+    >>> model.fit(pairs_ds, epochs=5)
+    >>> scores = model.image_encoder.predict(images) @ model.text_encoder.predict(texts).T
+    """
+
+    def __init__(self, image_encoder, text_encoder, loss="contrastive", temperature=0.05, margin=0.2, **kwargs):
+        super().__init__(**kwargs)
+        self.image_encoder = image_encoder
+        self.text_encoder = text_encoder
+        self.loss_kind = check.choice("loss", loss, {"contrastive", "triplet"})
+        if not temperature > 0:
+            raise ValueError(f"`temperature` must be > 0. Received: temperature={temperature!r}")
+        if not margin > 0:
+            raise ValueError(f"`margin` must be > 0. Received: margin={margin!r}")
+        self.temperature = float(temperature)
+        self.margin = float(margin)
+        # Both encoders are built functional models, so this model is too.
+        self.built = image_encoder.built and text_encoder.built
+
+    def call(self, inputs, training=None):
+        return {
+            "image": self.image_encoder(inputs["image"], training=training),
+            "text": self.text_encoder(inputs["text"], training=training),
+        }
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if self.loss_kind == "contrastive":
+            loss = contrastive_loss(y_pred["image"], y_pred["text"], self.temperature)
+        else:
+            loss = triplet_margin_loss(y_pred["image"], y_pred["text"], self.margin)
+        for extra in self.losses:
+            loss = loss + ops.cast(extra, "float32")
+        return loss
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            image_encoder=keras.saving.serialize_keras_object(self.image_encoder),
+            text_encoder=keras.saving.serialize_keras_object(self.text_encoder),
+            loss=self.loss_kind,
+            temperature=self.temperature,
+            margin=self.margin,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["image_encoder"] = keras.saving.deserialize_keras_object(config["image_encoder"])
+        config["text_encoder"] = keras.saving.deserialize_keras_object(config["text_encoder"])
+        return cls(**config)
+
+
+def recall_at_k(image_embeddings, text_embeddings, ks=(1, 5, 10)):
+    """Retrieval recall@k in both directions for aligned embedding rows.
+
+    Row ``i`` of each array is a matching pair. ``image_to_text@k`` is the
+    fraction of images whose own text is among the ``k`` most similar texts;
+    ``text_to_image@k`` the reverse. Similarity is the dot product (cosine for
+    unit vectors).
+
+    Args:
+        image_embeddings: ``(n, dim)`` array.
+        text_embeddings: ``(n, dim)`` array.
+        ks: The cut-offs.
+
+    Returns:
+        A dict ``{"image_to_text@k": float, "text_to_image@k": float, ...}``.
+
+    Raises:
+        ValueError: If the arrays are not 2-D with the same shape, or a ``k``
+            is not a positive integer.
+
+    Example:
+
+    >>> recall_at_k(np.eye(3), np.eye(3), ks=(1,))
+    {'image_to_text@1': 1.0, 'text_to_image@1': 1.0}
+    """
+    image_embeddings = np.asarray(image_embeddings, np.float32)
+    text_embeddings = np.asarray(text_embeddings, np.float32)
+    if image_embeddings.ndim != 2 or image_embeddings.shape != text_embeddings.shape:
+        raise ValueError(
+            "`image_embeddings` and `text_embeddings` must be 2-D arrays of the same shape. "
+            f"Received: {image_embeddings.shape} and {text_embeddings.shape}"
+        )
+    ks = check.positive_ints("ks", ks)
+    sims = image_embeddings @ text_embeddings.T
+    # Rank of the matching item = number of items scoring strictly higher.
+    diag = np.diag(sims)
+    rank_i2t = (sims > diag[:, None]).sum(axis=1)
+    rank_t2i = (sims > diag[None, :]).sum(axis=0)
+    out = {}
+    for k in ks:
+        out[f"image_to_text@{k}"] = float(np.mean(rank_i2t < k))
+        out[f"text_to_image@{k}"] = float(np.mean(rank_t2i < k))
+    return out

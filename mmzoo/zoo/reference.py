@@ -1,0 +1,391 @@
+"""The reference designs: classic multimodal architectures, fixed where unsound."""
+
+from __future__ import annotations
+
+import keras
+
+from mmzoo import branches, fusion, heads
+from mmzoo.compose import compose
+from mmzoo.zoo.registry import register
+
+
+def _classification_head(num_classes, class_names=None):
+    """A sigmoid head for ``num_classes=1`` (binary), softmax otherwise."""
+    if num_classes == 1:
+        return heads.binary(class_names=class_names)
+    return heads.multiclass(num_classes, top_k=min(5, max(1, num_classes - 1)), class_names=class_names)
+
+
+@register(
+    "image_text_cnn",
+    tiny={"image_shape": (32, 32, 3), "sequence_length": 16, "vocab_size": 100, "embedding_dim": 8,
+          "image_filters": 4, "hidden": 8},
+    modalities=("image", "text"),
+)
+def image_text_cnn(
+    image_shape=(224, 224, 3),
+    sequence_length=100,
+    vocab_size=10000,
+    embedding_dim=64,
+    image_filters=64,
+    image_reduction="avg",
+    hidden=128,
+    learning_rate=1e-3,
+    jit_compile="auto",
+):
+    """Image CNN + text embedding, concatenated, into a binary classifier.
+
+    The reference design: image ``224x224x3 -> Conv2D(64, 3, relu) ->
+    MaxPooling2D(2)``; text of 100 ids (vocabulary 10,000) ``->
+    Embedding(64)``; both flattened and concatenated ``-> Dense(128, relu) ->
+    Dense(1, sigmoid)``; Adam, binary cross-entropy, accuracy.
+
+    Fix: flattening the 111x111x64 image map feeds 788,544 features into
+    ``Dense(128)`` (~101M weights, ~400 MB, for one conv layer of signal). The
+    default reduces the image map with global average pooling instead (64
+    features); pass ``image_reduction="flatten"`` for the original. The text
+    embedding stays flattened (6,400 features), as in the original.
+
+    Args:
+        image_shape: Image input shape.
+        sequence_length: Token ids per text.
+        vocab_size: Vocabulary size.
+        embedding_dim: Token embedding width.
+        image_filters: Filters of the single Conv2D.
+        image_reduction: ``"avg"`` (default), ``"max"`` or ``"flatten"`` (original).
+        hidden: Width of the hidden Dense layer.
+        learning_rate: Adam learning rate.
+        jit_compile: XLA switch for ``compile``.
+
+    Returns:
+        A compiled binary classifier with inputs ``{"image", "text"}``.
+
+    Example:
+
+    >>> model = mmzoo.build("image_text_cnn")
+    >>> model.count_params() < 2_000_000
+    True
+    """
+    image = branches.image_cnn(
+        image_shape, filters=(image_filters,), kernel_size=3, pool_size=2, reduction=image_reduction, name="image"
+    )
+    text = branches.text_embedding(sequence_length, vocab_size, embedding_dim, reduction="flatten", name="text")
+    return compose(
+        [image, text],
+        fusion="concat",
+        head=heads.binary(),
+        hidden=(hidden,),
+        name="image_text_cnn",
+        learning_rate=learning_rate,
+        jit_compile=jit_compile,
+    )
+
+
+@register(
+    "image_text_audio_cnn_rnn_conv1d",
+    tiny={"vocab_size": 100, "image_filters": 4, "text_units": 4, "audio_filters": 4, "hidden": (8, 8)},
+    modalities=("image", "text", "audio"),
+)
+def image_text_audio_cnn_rnn_conv1d(
+    image_shape=(28, 28, 1),
+    sequence_length=10,
+    vocab_size=10000,
+    num_samples=1000,
+    image_filters=32,
+    text_units=32,
+    audio_filters=32,
+    hidden=(128, 64),
+    learning_rate=1e-3,
+    jit_compile="auto",
+):
+    """Image CNN + text SimpleRNN + audio Conv1D, concatenated, into a binary classifier.
+
+    The reference design: image ``28x28x1 -> Conv2D(32, 3, relu) ->
+    MaxPooling2D(2)``; text of 10 ids (vocabulary 10,000) ``-> Embedding(32)
+    -> SimpleRNN(32)``; audio of 1,000 samples ``-> Conv1D(32, 3, relu) ->
+    MaxPooling1D(2)``; concatenated ``-> Dense(128, relu) -> Dense(64, relu)
+    -> Dense(1, sigmoid)``.
+
+    Fix: the original concatenates the 4-D image map ``(13, 13, 32)`` and the
+    3-D audio map ``(499, 32)`` with the 2-D RNN state, which cannot run. Here
+    both maps are flattened first (5,408 and 15,968 features), the smallest
+    change that makes the design sound. The audio input is a ``(1000,)``
+    waveform (the package's audio contract) rather than ``(1000, 1)``; the
+    branch adds the channel axis itself.
+
+    Args:
+        image_shape: Image input shape.
+        sequence_length: Token ids per text.
+        vocab_size: Vocabulary size.
+        num_samples: Audio samples.
+        image_filters: Conv2D filters.
+        text_units: Embedding width and SimpleRNN units.
+        audio_filters: Conv1D filters.
+        hidden: Dense widths after fusion.
+        learning_rate: Adam learning rate.
+        jit_compile: XLA switch for ``compile``.
+
+    Returns:
+        A compiled binary classifier with inputs ``{"image", "text", "audio"}``.
+
+    Example:
+
+    >>> model = mmzoo.build("image_text_audio_cnn_rnn_conv1d")
+    >>> sorted(model.input)
+    ['audio', 'image', 'text']
+    """
+    image = branches.image_cnn(image_shape, filters=(image_filters,), reduction="flatten", name="image")
+    text = branches.text_rnn(
+        sequence_length, vocab_size, embedding_dim=text_units, rnn="simple", units=text_units, name="text"
+    )
+    audio = branches.audio_conv1d(
+        num_samples, filters=(audio_filters,), kernel_size=3, pool_size=2, reduction="flatten", name="audio"
+    )
+    return compose(
+        [image, text, audio],
+        fusion="concat",
+        head=heads.binary(),
+        hidden=hidden,
+        name="image_text_audio_cnn_rnn_conv1d",
+        learning_rate=learning_rate,
+        jit_compile=jit_compile,
+    )
+
+
+_TINY_BERT = {"sequence_length": 16, "vocab_size": 100, "hidden_dim": 16, "num_layers": 1, "num_heads": 2,
+              "intermediate_dim": 32}
+
+
+@register(
+    "bert_resnet_concat",
+    tiny={**_TINY_BERT, "image_shape": (32, 32, 3), "resnet_stack_sizes": (1, 1), "resnet_filters": (4, 8),
+          "hidden": (8,)},
+    modalities=("image", "text"),
+)
+def bert_resnet_concat(
+    num_classes=2,
+    sequence_length=128,
+    vocab_size=30522,
+    hidden_dim=768,
+    num_layers=12,
+    num_heads=12,
+    intermediate_dim=3072,
+    image_shape=(224, 224, 3),
+    resnet_stack_sizes=None,
+    resnet_filters=None,
+    hidden=(512,),
+    dropout=0.1,
+    learning_rate=2e-5,
+    jit_compile="auto",
+):
+    """BERT pooled output (768) + ResNet50 features (2048), concatenated, into a classifier.
+
+    Text: a BERT-base-shaped encoder (``branches.text_bert``) whose tanh
+    pooler output on ``[CLS]`` is the text feature. Image:
+    ``keras.applications.ResNet50(weights=None, include_top=False,
+    pooling="avg")``. Concatenated (2,816) ``-> Dense(hidden) -> Dropout ->``
+    softmax over ``num_classes`` (sigmoid when ``num_classes=1``). Weights are
+    random; the pretrained branches load BERT/ResNet checkpoints. The small
+    default learning rate (2e-5) is the fine-tuning rate BERT is trained at.
+
+    Args:
+        num_classes: Output classes (1 = binary sigmoid).
+        sequence_length: Token ids per text.
+        vocab_size: WordPiece vocabulary size.
+        hidden_dim: BERT width.
+        num_layers: BERT layers.
+        num_heads: BERT attention heads.
+        intermediate_dim: BERT feed-forward width.
+        image_shape: Image input shape.
+        resnet_stack_sizes: ``None`` for ``keras.applications.ResNet50``; a
+            tuple builds an ``image_resnet`` with bottleneck blocks of those
+            stage depths instead (small ones for tests).
+        resnet_filters: Base filters per stage when ``resnet_stack_sizes`` is set.
+        hidden: Dense widths after fusion.
+        dropout: Dropout after each hidden layer.
+        learning_rate: Adam learning rate.
+        jit_compile: XLA switch for ``compile``.
+
+    Returns:
+        A compiled classifier with inputs ``{"image", "text"}``.
+
+    Example:
+
+    >>> model = mmzoo.build("bert_resnet_concat", num_classes=3)
+    """
+    text = branches.text_bert(
+        sequence_length, vocab_size, hidden_dim, num_layers, num_heads, intermediate_dim, dropout, name="text"
+    )
+    if resnet_stack_sizes is None:
+        image = branches.image_resnet50(image_shape, name="image")
+    else:
+        image = branches.image_resnet(
+            image_shape,
+            stack_sizes=resnet_stack_sizes,
+            filters=resnet_filters or tuple(64 * 2**i for i in range(len(resnet_stack_sizes))),
+            bottleneck=True,
+            stem_filters=(resnet_filters or (64,))[0],
+            name="image",
+        )
+    return compose(
+        [text, image],
+        fusion="concat",
+        head=_classification_head(num_classes),
+        hidden=hidden,
+        dropout=dropout,
+        name="bert_resnet_concat",
+        learning_rate=learning_rate,
+        jit_compile=jit_compile,
+    )
+
+
+@register(
+    "bert_resnet_lstm_late_fusion",
+    tiny={**_TINY_BERT, "image_shape": (32, 32, 3), "resnet_stack_sizes": (1, 1), "resnet_filters": (4, 8),
+          "num_samples": 1024, "audio_units": 4, "hidden": 8},
+    modalities=("image", "text", "audio"),
+)
+def bert_resnet_lstm_late_fusion(
+    num_classes=3,
+    sequence_length=128,
+    vocab_size=30522,
+    hidden_dim=768,
+    num_layers=12,
+    num_heads=12,
+    intermediate_dim=3072,
+    image_shape=(224, 224, 3),
+    resnet_stack_sizes=(2, 2, 2, 2),
+    resnet_filters=(64, 128, 256, 512),
+    num_samples=16000,
+    sample_rate=16000,
+    audio_units=128,
+    hidden=128,
+    combine="sum",
+    learning_rate=1e-4,
+    jit_compile="auto",
+):
+    """Sentiment from text (BERT), image (ResNet18) and audio (2-layer LSTM) by late fusion.
+
+    Each modality has its own classifier: ``BERT pooled -> Dense(128)``,
+    ``ResNet18 -> Dense(128)``, ``log-mel -> LSTM(128) -> LSTM(128) ->
+    Dense(128)``, each followed by its own output layer; the per-modality
+    logits are summed (decision-level fusion) and a softmax gives the
+    sentiment over ``num_classes`` (default 3: negative, neutral, positive).
+    Summing logits (``combine="sum"``) multiplies the modalities'
+    unnormalised class probabilities; ``"mean"`` and ``"weighted"`` are offered.
+
+    Args:
+        num_classes: Sentiment classes.
+        sequence_length: Token ids per text.
+        vocab_size: WordPiece vocabulary size.
+        hidden_dim: BERT width.
+        num_layers: BERT layers.
+        num_heads: BERT attention heads.
+        intermediate_dim: BERT feed-forward width.
+        image_shape: Image input shape.
+        resnet_stack_sizes: Residual blocks per stage (ResNet18: 2, 2, 2, 2).
+        resnet_filters: Base filters per stage.
+        num_samples: Audio samples.
+        sample_rate: Audio sampling rate (Hz).
+        audio_units: Units of each LSTM layer.
+        hidden: Width of each modality's Dense layer.
+        combine: ``"sum"``, ``"mean"`` or ``"weighted"``.
+        learning_rate: Adam learning rate.
+        jit_compile: XLA switch for ``compile``.
+
+    Returns:
+        A compiled classifier with inputs ``{"image", "text", "audio"}``.
+
+    Example:
+
+    >>> model = mmzoo.build("bert_resnet_lstm_late_fusion", num_classes=2)
+    """
+    text = branches.text_bert(
+        sequence_length, vocab_size, hidden_dim, num_layers, num_heads, intermediate_dim, name="text"
+    )
+    image = branches.image_resnet(
+        image_shape, stack_sizes=resnet_stack_sizes, filters=resnet_filters, stem_filters=resnet_filters[0], name="image"
+    )
+    audio = branches.audio_rnn(
+        num_samples, sample_rate, frame_length=512 if num_samples >= 512 else num_samples,
+        frame_step=256, rnn="lstm", units=audio_units, num_layers=2, name="audio",
+    )
+    head = _classification_head(num_classes)
+    return compose(
+        [text, image, audio],
+        fusion=fusion.late(combine),
+        head=head,
+        hidden=(hidden,),
+        name="bert_resnet_lstm_late_fusion",
+        learning_rate=learning_rate,
+        jit_compile=jit_compile,
+    )
+
+
+@register(
+    "image_text_retrieval",
+    tiny={"image_shape": (32, 32, 3), "image_filters": (4,), "sequence_length": 8, "vocab_size": 100,
+          "text_dim": 8, "embedding_dim": 8},
+    modalities=("image", "text"),
+)
+def image_text_retrieval(
+    image_shape=(72, 72, 3),
+    image_filters=(32, 64, 128),
+    sequence_length=16,
+    vocab_size=5000,
+    text_dim=128,
+    embedding_dim=128,
+    loss="contrastive",
+    temperature=0.05,
+    margin=0.2,
+    learning_rate=1e-3,
+    jit_compile="auto",
+):
+    """Image-text dual encoder in one L2-normalised space (for retrieval).
+
+    Image: ``image_cnn`` (global average pooled) ``-> Dense(embedding_dim) ->
+    UnitNormalization``. Text: embedding + masked mean pooling ``->
+    Dense(embedding_dim) -> UnitNormalization``. Trained with the in-batch
+    symmetric contrastive loss (``loss="contrastive"``, temperature
+    ``temperature``) or the triplet margin loss (``loss="triplet"``: image
+    anchor, its text, the hardest other text of the batch). The encoders are
+    ``model.image_encoder`` / ``model.text_encoder`` for indexing and
+    querying; ``mmzoo.retrieval.recall_at_k`` scores them.
+
+    Args:
+        image_shape: Image input shape.
+        image_filters: Image CNN filters.
+        sequence_length: Token ids per text.
+        vocab_size: Vocabulary size.
+        text_dim: Token embedding width.
+        embedding_dim: Shared embedding width.
+        loss: ``"contrastive"`` or ``"triplet"``.
+        temperature: Contrastive temperature.
+        margin: Triplet margin.
+        learning_rate: Adam learning rate.
+        jit_compile: XLA switch for ``compile``.
+
+    Returns:
+        A compiled ``mmzoo.retrieval.DualEncoder``; ``fit`` it on datasets of
+        ``{"image", "text"}`` dicts of matching pairs (no labels).
+
+    Example:
+
+    >>> model = mmzoo.build("image_text_retrieval", loss="triplet")
+    >>> model.image_encoder.output.shape
+    (None, 128)
+    """
+    from mmzoo.retrieval import DualEncoder
+
+    def project(branch):
+        x = keras.layers.Dense(embedding_dim, name=f"{branch.name}_projection")(branch.features)
+        x = keras.layers.UnitNormalization(dtype="float32", name=f"{branch.name}_l2_normalize")(x)
+        return keras.Model(branch.input, x, name=f"{branch.name}_encoder")
+
+    image = branches.image_cnn(image_shape, filters=image_filters, padding="same", reduction="avg", name="image")
+    text = branches.text_embedding(sequence_length, vocab_size, text_dim, reduction="avg", name="text")
+    model = DualEncoder(
+        project(image), project(text), loss=loss, temperature=temperature, margin=margin, name="image_text_retrieval"
+    )
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=jit_compile)
+    return model
