@@ -18,6 +18,10 @@ HUB_LOCAL_COPY = (
     "`tensorflow_hub.resolve(handle)` there prints its cached folder), copy that folder here and pass its "
     "path as the handle, or set TFHUB_CACHE_DIR to a cache folder that already holds it."
 )
+KERAS_APP_LOCAL_COPY = (
+    "To use it offline, download the weights file named in the URL on a machine with network, copy it "
+    "here and pass its path as `weights=` (or put it in ~/.keras/models/, Keras's download cache)."
+)
 KERAS_HUB_LOCAL_COPY = (
     "To use it offline, on a machine with network run "
     "`keras_hub.models.Backbone.from_preset(name).save_to_preset(folder)` (and the same for its "
@@ -62,10 +66,18 @@ def fetch(what, handle, load, local_copy_hint):
     except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError):
         raise
     except OSError as error:  # urllib URLError, requests ConnectionError, socket timeouts
-        raise ConnectionError(
-            f"Could not download the {what} {handle!r} (no network? {type(error).__name__}: {error}). "
-            f"{local_copy_hint}"
-        ) from error
+        raise _offline_error(what, handle, error, local_copy_hint) from error
+    except Exception as error:
+        # keras.utils.get_file turns URL errors into a bare Exception("URL fetch failure on ...").
+        if not str(error).startswith("URL fetch failure"):
+            raise
+        raise _offline_error(what, handle, error, local_copy_hint) from error
+
+
+def _offline_error(what, handle, error, local_copy_hint):
+    return ConnectionError(
+        f"Could not download the {what} {handle!r} (no network? {type(error).__name__}: {error}). {local_copy_hint}"
+    )
 
 
 def load_hub_module(handle):
