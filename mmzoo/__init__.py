@@ -2,7 +2,7 @@
 
 from mmzoo import branches, datasets, fusion, heads, layers, retrieval, zoo
 from mmzoo.compose import compile_model, compose
-from mmzoo.saved_model import export
+from mmzoo.saved_model import export, load
 from mmzoo.zoo import build, list_models
 
 __version__ = "0.1.0"
@@ -18,6 +18,7 @@ __all__ = [
     "heads",
     "layers",
     "list_models",
+    "load",
     "retrieval",
     "zoo",
 ]

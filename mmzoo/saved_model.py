@@ -1,47 +1,275 @@
-"""SavedModel export of a trained model."""
+"""SavedModel export with tensor and raw-input serving signatures, and reload.
+
+An export holds these signatures (``keras.export.ExportArchive``):
+
+* ``serving_default``: the model's numeric inputs (a dict keyed by modality,
+  e.g. ``image`` float32 ``(None, 28, 28, 1)``) -> named outputs:
+  ``probabilities`` and ``class_id`` (plus ``class_name`` when class names are
+  known) for classifiers, ``scores`` otherwise.
+* ``serving_raw``: ``tf.string`` ``(None,)`` per input (encoded image bytes,
+  WAV bytes, UTF-8 text) -> the same outputs. Decoding and tokenizing run in
+  the serving function with the ``mmzoo.data`` column specs of training; the
+  tokenizers' tables are part of the SavedModel.
+* ``metadata``: no inputs -> ``{"json": ...}``, the export's contract.
+* For a ``mmzoo.retrieval.DualEncoder``: ``serving_default`` returns
+  ``image_embedding`` and ``text_embedding``, and ``embed_image`` /
+  ``embed_text`` (and their ``_raw`` forms) run one encoder alone.
+
+Reload with ``mmzoo.load(path)``, or without mmzoo with
+``tf.saved_model.load(path).signatures["serving_default"]`` or
+``keras.layers.TFSMLayer(path, call_endpoint="serving_default")``.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
+import warnings
 
 import keras
 import tensorflow as tf
 
+from mmzoo.data import ImageColumn
+from mmzoo.serving import metadata as metadata_lib
+from mmzoo.serving import outputs as outputs_lib
+from mmzoo.serving import presets
+from mmzoo.serving import raw as raw_lib
+from mmzoo.serving.loaded import ExportedModel
 
-def export(model, path):
-    """Writes ``model`` as a TensorFlow SavedModel with a ``serving_default`` signature.
 
-    The signature takes the model's numeric inputs (a dict keyed by modality,
-    e.g. ``image``: float32 ``(None, 28, 28, 1)``) and returns ``{"output": ...}``.
-    Reload it without mmzoo via ``tf.saved_model.load(path)`` or
-    ``keras.layers.TFSMLayer(path, call_endpoint="serving_default")``.
+def _dual_encoders(model):
+    """``{"image": encoder, "text": encoder}`` for a dual encoder, else ``None``."""
+    from mmzoo.retrieval import DualEncoder  # noqa: PLC0415 (keeps this module's imports light)
+
+    if isinstance(model, DualEncoder):
+        return {"image": model.image_encoder, "text": model.text_encoder}
+    return None
+
+
+def _input_specs(model, encoders):
+    if encoders is not None:
+        tensors = {name: encoder.input for name, encoder in encoders.items()}
+    elif isinstance(getattr(model, "input", None), dict):
+        tensors = model.input
+    else:
+        raise ValueError(
+            f"`model` must have dict inputs keyed by modality (or be a mmzoo.retrieval.DualEncoder). "
+            f"Received a model with inputs: {getattr(model, 'input', None)}"
+        )
+    return {name: tf.TensorSpec((None, *t.shape[1:]), t.dtype, name=name) for name, t in tensors.items()}
+
+
+def _resolve_preprocessing(preprocessing, class_names, input_specs):
+    """Returns ``(columns, class_names)``; ``columns`` covers every input or is empty."""
+    if isinstance(preprocessing, str):
+        columns, preset_names = presets.preset(preprocessing)
+        class_names = preset_names if class_names is None else class_names
+    elif preprocessing is None:
+        columns = {
+            name: ImageColumn(name, tuple(spec.shape[1:]))
+            for name, spec in input_specs.items()
+            if spec.dtype == tf.float32 and spec.shape.rank == 4 and spec.shape[-1] in (1, 3, 4)
+        }
+        if set(columns) != set(input_specs):
+            missing = sorted(set(input_specs) - set(columns))
+            warnings.warn(
+                f"mmzoo.export: no `preprocessing` for input(s) {missing} (audio needs its sample rate and "
+                f"length, text its tokenizer), so the export has no serving_raw signature. Pass "
+                f"preprocessing={{name: mmzoo.data column spec}} or a preset name to add it.",
+                stacklevel=3,
+            )
+            columns = {}
+    else:
+        columns = dict(preprocessing)
+    if columns:
+        raw_lib.check_columns(columns, input_specs)
+    return columns, class_names
+
+
+def _checked(inputs):
+    """Asserts a non-empty batch, the static example shape and equal batch sizes; returns the inputs."""
+    checks = [
+        tf.debugging.assert_positive(
+            tf.shape(x)[0], message=f"serving input `{name}`: empty batch (expected at least one example)"
+        )
+        for name, x in inputs.items()
+    ]
+    checks += [
+        tf.debugging.assert_equal(
+            tf.shape(x)[1:],
+            tf.constant(x.shape[1:].as_list(), tf.int32),
+            message=f"serving input `{name}`: wrong shape; expected (batch, {', '.join(map(str, x.shape[1:]))})",
+        )
+        for name, x in inputs.items()
+        if x.shape.rank and x.shape.rank > 1
+    ]
+    checks += raw_lib.check_same_batch(inputs)
+    with tf.control_dependencies(checks):
+        return {name: tf.identity(x) for name, x in inputs.items()}
+
+
+def _embed_fn(name, encoder):
+    def embed(inputs):
+        return {f"{name}_embedding": tf.cast(encoder(inputs[name], training=False), tf.float32)}
+
+    return embed
+
+
+def _endpoints(model, encoders, task, class_names, threshold):
+    """``[(endpoint name, input names, fn(inputs) -> outputs)]`` of the numeric model."""
+    if encoders is not None:
+        def both(inputs):
+            return {f"{m}_embedding": tf.cast(encoders[m](inputs[m], training=False), tf.float32) for m in encoders}
+
+        return [("serving_default", sorted(encoders), both)] + [
+            (f"embed_{m}", [m], _embed_fn(m, encoder)) for m, encoder in encoders.items()
+        ]
+
+    def serve(inputs):
+        return outputs_lib.named_outputs(task, model(inputs, training=False), class_names, threshold)
+
+    return [("serving_default", sorted(model.input), serve)]
+
+
+def _tensor_fn(fn):
+    """The numeric endpoint: checks, then ``fn``."""
+
+    def serve(inputs):
+        return fn(_checked(inputs))
+
+    return serve
+
+
+def _raw_fn(fn, columns):
+    """The raw endpoint: decode each input with its column spec, check, then ``fn``."""
+
+    def serve(inputs):
+        decoded = {n: raw_lib.decode(n, columns[n], inputs[n]) for n in sorted(inputs)}
+        return fn(_checked(decoded))
+
+    return serve
+
+
+def _raw_name(endpoint):
+    return "serving_raw" if endpoint == "serving_default" else f"{endpoint}_raw"
+
+
+def _prepare_folder(path):
+    path = os.fspath(path)
+    if os.path.exists(path):
+        if not os.path.isdir(path) or (os.listdir(path) and not os.path.isfile(os.path.join(path, "saved_model.pb"))):
+            raise ValueError(
+                f"`path` exists and is not a SavedModel folder; refusing to overwrite it. Received: path={path!r}"
+            )
+        shutil.rmtree(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    return path
+
+
+def export(model, path, preprocessing=None, class_names=None, threshold=0.5):
+    """Writes ``model`` as a SavedModel with tensor and raw-input signatures.
 
     Args:
-        model: A built Keras model with dict inputs.
-        path: Output folder (created; an existing export there is replaced).
+        model: A built Keras model with dict inputs keyed by modality, or a
+            ``mmzoo.retrieval.DualEncoder``.
+        path: Output folder (created; an existing SavedModel there is replaced).
+        preprocessing: How ``serving_raw`` decodes raw inputs: a dict of
+            ``mmzoo.data`` column specs keyed by input name (the ones used to
+            build the training ``tf.data`` pipeline: ``ImageColumn``,
+            ``AudioColumn``, ``TextColumn`` with its fitted tokenizer), or a
+            preset name (``"av_digits"``). ``None`` infers image inputs
+            (``ImageColumn``, resize); a model with audio or text inputs then
+            gets no ``serving_raw`` (with a warning).
+        class_names: Class names of a classifier (binary: negative, positive);
+            defaults to the preset's. Stored in the metadata and returned as
+            ``class_name`` outputs.
+        threshold: Decision threshold of a binary classifier's ``class_id``.
 
     Returns:
         ``path``.
 
     Raises:
-        ValueError: If ``model`` has no dict inputs.
+        ValueError: If ``model`` has no dict inputs, ``preprocessing`` does not
+            match the model's inputs, ``class_names`` has the wrong length, or
+            ``path`` is an existing folder that is not a SavedModel.
 
     Example:
 
-    >>> mmzoo.export(model, "saved_models/av_digits")
+    >>> mmzoo.export(model, "saved_models/av_digits", preprocessing="av_digits")
+    >>> served = tf.saved_model.load("saved_models/av_digits")
+    >>> served.signatures["serving_raw"](image=png_batch, audio=wav_batch)["class_name"]
     """
-    if not isinstance(model.input, dict):
-        raise ValueError(f"`model` must have dict inputs keyed by modality. Received inputs: {model.input}")
-    specs = {
-        name: tf.TensorSpec((None, *t.shape[1:]), t.dtype, name=name) for name, t in model.input.items()
-    }
+    if isinstance(model, keras.Model) and not model.built:
+        raise ValueError("`model` must be built before export (call it once or build it with an input shape).")
+    encoders = _dual_encoders(model)
+    input_specs = _input_specs(model, encoders)
+    columns, class_names = _resolve_preprocessing(preprocessing, class_names, input_specs)
+    if encoders is not None:
+        task, class_names = "embeddings", None
+    else:
+        task = outputs_lib.infer_task(model)
+        class_names = outputs_lib.check_class_names(task, class_names, model.output.shape[-1])
+    path = _prepare_folder(path)
+
     archive = keras.export.ExportArchive()
     archive.track(model)
+    for column in columns.values():
+        if raw_lib.raw_kind(column) == "text":
+            archive.track(column.tokenizer)
+    signatures = {}
+    for endpoint, names, fn in _endpoints(model, encoders, task, class_names, threshold):
+        specs = {n: input_specs[n] for n in names}
 
-    def serve(inputs):
-        return {"output": model(inputs, training=False)}
+        served = archive.add_endpoint(endpoint, _tensor_fn(fn), input_signature=[specs])
+        output_names = sorted(served.get_concrete_function(specs).structured_outputs)
+        signatures[endpoint] = {"inputs": names, "outputs": output_names, "raw": False}
+        if columns:
+            raw_specs = {n: tf.TensorSpec((None,), tf.string, name=n) for n in names}
+            archive.add_endpoint(_raw_name(endpoint), _raw_fn(fn, columns), input_signature=[raw_specs])
+            signatures[_raw_name(endpoint)] = {"inputs": names, "outputs": output_names, "raw": True}
 
-    archive.add_endpoint("serving_default", serve, input_signature=[specs])
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    archive.write_out(path, verbose=False)
+    raw_configs = {n: raw_lib.column_config(c) for n, c in columns.items()}
+    metadata = metadata_lib.build_metadata(model.name, task, class_names, input_specs, raw_configs, signatures)
+    metadata["signatures"]["metadata"] = {"inputs": [], "outputs": ["json"], "raw": False}
+    metadata_json = json.dumps(metadata, indent=2, sort_keys=True)
+
+    def metadata_fn():
+        return {"json": tf.constant(metadata_json)}
+
+    archive.add_endpoint("metadata", tf.function(metadata_fn, input_signature=[]))
+    with tempfile.TemporaryDirectory() as tmp:
+        # Written to a fresh folder, then moved, so a failed export leaves no half folder.
+        staging = os.path.join(tmp, "export")
+        archive.write_out(staging, verbose=False)
+        assets = os.path.join(staging, "assets")
+        os.makedirs(assets, exist_ok=True)
+        with open(os.path.join(assets, metadata_lib.METADATA_FILE), "w", encoding="utf-8") as f:
+            f.write(metadata_json)
+        for name, column in columns.items():
+            if raw_lib.raw_kind(column) == "text":
+                column.tokenizer.save(os.path.join(assets, metadata_lib.TOKENIZERS_DIR, name))
+        shutil.move(staging, path)
     return path
+
+
+def load(path):
+    """Reloads an export written by ``export``.
+
+    Args:
+        path: The SavedModel folder.
+
+    Returns:
+        A ``mmzoo.serving.ExportedModel`` (``.signatures``, ``.metadata``,
+        ``.class_names``, ``.predict(inputs)``, ``.predict_raw(inputs)``).
+
+    Raises:
+        FileNotFoundError: If ``path`` holds no SavedModel or no mmzoo metadata.
+
+    Example:
+
+    >>> served = mmzoo.load("saved_models/av_digits_concat")
+    >>> served.predict_raw({"image": [png_bytes], "audio": [wav_bytes]})["class_name"]
+    """
+    return ExportedModel(path)

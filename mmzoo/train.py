@@ -88,7 +88,7 @@ def train_and_evaluate(
         matrix, class_names, f"{base}.confusion.png", title=f"{model_name}: test accuracy {test['accuracy']:.3f}"
     )
     if export_model:
-        paths["saved_model"] = export(model, base)
+        paths["saved_model"] = export(model, base, preprocessing="av_digits")
     with open(f"{base}.metrics.json", "w") as f:
         json.dump(
             {"model": model_name, "epochs": epochs, "batch_size": batch_size, "seed": seed, "test": test,

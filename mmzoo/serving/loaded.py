@@ -1,0 +1,111 @@
+"""``ExportedModel``: a reloaded export with its metadata and numpy helpers."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from mmzoo.serving.metadata import read_metadata
+
+
+class ExportedModel:
+    """A SavedModel written by ``mmzoo.export``, reloaded.
+
+    Attributes:
+        path: The SavedModel folder.
+        module: What ``tf.saved_model.load`` returned.
+        metadata: The export's metadata dict (inputs, task, class names, signatures).
+        signatures: The serving signatures by name.
+
+    Example:
+
+    >>> served = mmzoo.load("saved_models/av_digits_concat")
+    >>> served.predict_raw({"image": [png], "audio": [wav]})["class_name"]
+    array([b'7'], dtype=object)
+    """
+
+    def __init__(self, path):
+        path = os.fspath(path)
+        if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+            raise FileNotFoundError(f"No SavedModel at {path} (expected {os.path.join(path, 'saved_model.pb')}).")
+        self.path = path
+        self.metadata = read_metadata(path)
+        self.module = tf.saved_model.load(path)
+        self.signatures = dict(self.module.signatures)
+
+    @property
+    def class_names(self):
+        """The class names, or ``None``."""
+        return self.metadata.get("class_names")
+
+    @property
+    def inputs(self):
+        """The input contract: ``{name: {"dtype", "shape", "raw"}}``."""
+        return self.metadata["inputs"]
+
+    def _call(self, signature, inputs, dtype_of):
+        if signature not in self.signatures:
+            raise ValueError(f"This export has no {signature!r} signature; it has {sorted(self.signatures)}.")
+        wanted = self.metadata["signatures"][signature]["inputs"]
+        if not isinstance(inputs, dict) or sorted(inputs) != sorted(wanted):
+            got = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
+            raise ValueError(f"`inputs` of {signature!r} must be a dict with keys {sorted(wanted)}. Received: {got}")
+        tensors = {name: self._tensor(name, value, dtype_of(name)) for name, value in inputs.items()}
+        return {k: v.numpy() for k, v in self.signatures[signature](**tensors).items()}
+
+    def _tensor(self, name, value, dtype):
+        """Checks one input against the contract and converts it, naming it on error."""
+        if dtype == tf.string:
+            array = np.asarray(value, object)
+            if array.ndim != 1 or not all(isinstance(v, bytes) for v in array):
+                raise ValueError(f"Input {name!r}: expected a list of bytes/str (one per example). Received: "
+                                 f"{type(value).__name__} of shape {array.shape}")
+            return tf.constant(array, tf.string)
+        spec = self.inputs[name]
+        array = np.asarray(value)
+        want = tf.as_dtype(spec["dtype"])
+        ok_kind = array.dtype.kind in "iu" if want.is_integer else array.dtype.kind in "iuf"
+        if not ok_kind:
+            raise ValueError(f"Input {name!r}: expected {want.name} values. Received dtype: {array.dtype}")
+        if list(array.shape[1:]) != spec["shape"][1:] or array.ndim != len(spec["shape"]):
+            raise ValueError(
+                f"Input {name!r}: expected shape {tuple(spec['shape'])} (None = batch). Received: {array.shape}"
+            )
+        return tf.constant(array, want)
+
+    def predict(self, inputs, signature="serving_default"):
+        """Calls a numeric signature.
+
+        Args:
+            inputs: Dict of arrays keyed by input name (batch first).
+            signature: Signature name.
+
+        Returns:
+            Dict of numpy outputs.
+
+        Raises:
+            ValueError: If the keys do not match the signature's inputs.
+            tf.errors.InvalidArgumentError: If a value is invalid (e.g. an empty batch).
+        """
+        return self._call(signature, inputs, lambda name: tf.as_dtype(self.inputs[name]["dtype"]))
+
+    def predict_raw(self, inputs, signature="serving_raw"):
+        """Calls a raw signature with bytes (images, WAV) and ``str`` (text).
+
+        Args:
+            inputs: Dict of lists of ``bytes``/``str`` keyed by input name.
+            signature: Signature name.
+
+        Returns:
+            Dict of numpy outputs.
+
+        Raises:
+            ValueError: If the keys do not match the signature's inputs.
+            tf.errors.InvalidArgumentError: If a value cannot be decoded
+                (the message names the input).
+        """
+        inputs = {k: np.asarray([v.encode("utf-8") if isinstance(v, str) else v for v in vs], object)
+                  for k, vs in inputs.items()} if isinstance(inputs, dict) else inputs
+        return self._call(signature, inputs, lambda name: tf.string)

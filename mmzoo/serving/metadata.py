@@ -1,0 +1,81 @@
+"""The input/output contract written into an export's ``assets/`` folder.
+
+``assets/mmzoo_metadata.json`` is plain JSON, readable by any client
+(without TensorFlow); the ``metadata`` signature returns the same text to
+clients that only talk to a model server. Tokenizers of text inputs are
+saved beside it (``assets/tokenizers/{input}/tokenizer.json`` and
+``vocab.txt``), the exact files ``mmzoo.data.load_tokenizer`` reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+FORMAT = "mmzoo-serving"
+FORMAT_VERSION = 1
+METADATA_FILE = "mmzoo_metadata.json"
+TOKENIZERS_DIR = "tokenizers"
+
+
+def build_metadata(model_name, task, class_names, input_specs, columns, signatures):
+    """Assembles the metadata dict.
+
+    Args:
+        model_name: The Keras model's name.
+        task: The serving task (``mmzoo.serving.outputs.TASKS`` or ``"embeddings"``).
+        class_names: Class names or ``None``.
+        input_specs: Dict of ``tf.TensorSpec`` keyed by input name.
+        columns: Dict of raw column configs (``raw.column_config``) keyed by
+            input name; inputs without one have no raw form.
+        signatures: Dict ``{signature: {"inputs": [...], "outputs": [...]}}``.
+
+    Returns:
+        A JSON-able dict.
+    """
+    inputs = {}
+    for name, spec in input_specs.items():
+        entry = {"dtype": spec.dtype.name, "shape": [None] + [int(d) for d in spec.shape[1:]]}
+        entry["raw"] = columns.get(name)
+        if entry["raw"] and entry["raw"]["kind"] == "text":
+            entry["raw"]["tokenizer_dir"] = f"assets/{TOKENIZERS_DIR}/{name}"
+        inputs[name] = entry
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_name": model_name,
+        "task": task,
+        "class_names": class_names,
+        "inputs": inputs,
+        "signatures": signatures,
+        # Ops a client process must register before tf.saved_model.load (TF Serving ships them).
+        "requires": ["tensorflow_text"] if any(c and c["kind"] == "text" for c in columns.values()) else [],
+    }
+
+
+def read_metadata(path):
+    """Reads the metadata of an exported SavedModel folder.
+
+    Args:
+        path: The SavedModel folder.
+
+    Returns:
+        The metadata dict.
+
+    Raises:
+        FileNotFoundError: If the folder has no ``assets/mmzoo_metadata.json``.
+        ValueError: If the file is not mmzoo serving metadata.
+
+    Example:
+
+    >>> read_metadata("saved_models/av_digits_concat")["class_names"][:3]
+    ['0', '1', '2']
+    """
+    file = os.path.join(os.fspath(path), "assets", METADATA_FILE)
+    if not os.path.isfile(file):
+        raise FileNotFoundError(f"{path} is not an mmzoo export: {file} is missing.")
+    with open(file, encoding="utf-8") as f:
+        metadata = json.load(f)
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"{file} is not mmzoo serving metadata (format={metadata.get('format')!r}).")
+    return metadata

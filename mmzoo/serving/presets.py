@@ -1,0 +1,43 @@
+"""Ready serving preprocessing for zoo tasks, named by a string."""
+
+from __future__ import annotations
+
+from mmzoo.data import AudioColumn, ImageColumn
+from mmzoo.data import av_digits as av_digits_data
+
+
+def _av_digits():
+    columns = {
+        "image": ImageColumn("image", av_digits_data.IMAGE_SHAPE),
+        "audio": AudioColumn("audio", av_digits_data.SAMPLE_RATE, av_digits_data.NUM_SAMPLES, crop="start"),
+    }
+    return columns, list(av_digits_data.CLASS_NAMES)
+
+
+PRESETS = {"av_digits": _av_digits}
+
+
+def preset(name):
+    """Returns ``(columns, class_names)`` of a named serving preset.
+
+    ``"av_digits"``: PNG/JPEG bytes of a digit -> grey ``(28, 28, 1)``; WAV
+    bytes -> mono 8 kHz, cropped/zero-padded at the end to 4,000 samples
+    (``mmzoo.data.decode_wav``); class names ``"0"``..``"9"``.
+
+    Args:
+        name: A key of ``PRESETS``.
+
+    Returns:
+        A dict of ``mmzoo.data`` column specs keyed by input name, and the
+        class names (or ``None``).
+
+    Raises:
+        ValueError: If ``name`` is not a preset.
+
+    Example:
+
+    >>> columns, class_names = preset("av_digits")
+    """
+    if name not in PRESETS:
+        raise ValueError(f"Unknown serving preset {name!r}. Available: {sorted(PRESETS)}")
+    return PRESETS[name]()

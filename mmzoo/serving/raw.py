@@ -1,0 +1,173 @@
+"""Raw-input decoding inside a serving function.
+
+A serving signature receives a batch of raw values per input: encoded image
+bytes, WAV bytes or UTF-8 text (all ``tf.string``, shape ``(batch,)``). Each
+input is decoded with the ``mmzoo.data`` column spec that feeds training
+(``ImageColumn.decode_bytes``, ``AudioColumn.decode_bytes``, the
+``TextColumn`` tokenizer), so serving and training share one code path.
+
+Checks run first, in the graph, and fail with a
+``tf.errors.InvalidArgumentError`` whose message names the input: an empty
+batch, inputs of different batch sizes, and bytes whose header is not the
+expected format (e.g. a PNG where WAV is expected).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from mmzoo.data import AudioColumn, ImageColumn, TextColumn
+
+# Leading bytes of the formats mmzoo.data decodes.
+IMAGE_MAGIC = {"PNG": b"\x89PNG", "JPEG": b"\xff\xd8\xff", "GIF": b"GIF8", "BMP": b"BM"}
+WAV_MAGIC = (b"RIFF", b"WAVE")
+
+
+def raw_kind(column):
+    """``"image"``, ``"audio"`` or ``"text"`` for a column spec.
+
+    Raises:
+        ValueError: If ``column`` is not an ``ImageColumn``, ``AudioColumn`` or ``TextColumn``.
+    """
+    for kind, cls in (("image", ImageColumn), ("audio", AudioColumn), ("text", TextColumn)):
+        if isinstance(column, cls):
+            return kind
+    raise ValueError(
+        f"Preprocessing entries must be mmzoo.data ImageColumn, AudioColumn or TextColumn specs. Received: {column!r}"
+    )
+
+
+def decoded_shape(column):
+    """The per-example shape a column decodes to."""
+    kind = raw_kind(column)
+    if kind == "image":
+        return tuple(column.image_shape)
+    if kind == "audio":
+        return (column.num_samples,)
+    return (column.tokenizer.sequence_length,)
+
+
+def check_columns(columns, input_specs):
+    """Checks that ``columns`` decodes to exactly the model's inputs.
+
+    Args:
+        columns: Dict of column specs keyed by input name.
+        input_specs: Dict of ``tf.TensorSpec`` (batch dim ``None``) keyed by input name.
+
+    Raises:
+        ValueError: If an input has no column, a column names no input, or a
+            column's decoded shape/dtype differs from the input's (naming it).
+    """
+    if not isinstance(columns, dict):
+        raise ValueError(f"`preprocessing` must be a dict of mmzoo.data column specs. Received: {columns!r}")
+    missing = sorted(set(input_specs) - set(columns))
+    extra = sorted(set(columns) - set(input_specs))
+    if missing or extra:
+        raise ValueError(
+            f"`preprocessing` must have one entry per model input {sorted(input_specs)}. "
+            f"Missing: {missing}; not model inputs: {extra}"
+        )
+    for name, column in columns.items():
+        kind = raw_kind(column)
+        spec = input_specs[name]
+        want_dtype = tf.int32 if kind == "text" else tf.float32
+        if tuple(spec.shape[1:]) != decoded_shape(column) or not spec.dtype.is_compatible_with(want_dtype):
+            raise ValueError(
+                f"`preprocessing[{name!r}]` decodes to {want_dtype.name} {decoded_shape(column)} but the model "
+                f"input {name!r} is {spec.dtype.name} {tuple(spec.shape[1:])}."
+            )
+
+
+def column_config(column):
+    """A JSON-able description of a column spec (for the export's metadata)."""
+    kind = raw_kind(column)
+    if kind == "image":
+        return {"kind": "image", "encoding": "PNG, JPEG, BMP or GIF bytes", "image_shape": list(column.image_shape),
+                "fit": column.fit, "pad_value": column.pad_value}
+    if kind == "audio":
+        return {"kind": "audio", "encoding": "WAV bytes (16-bit PCM, any rate, mono or multi-channel)",
+                "sample_rate": column.sample_rate, "num_samples": column.num_samples, "crop": column.crop}
+    return {"kind": "text", "encoding": "UTF-8 string", "tokenizer": column.tokenizer.get_config(),
+            "vocab_size": column.tokenizer.vocab_size}
+
+
+def _has_prefix(strings, prefix, offset=0):
+    return tf.equal(tf.strings.substr(strings, offset, len(prefix)), prefix)
+
+
+def _check_header(name, kind, strings):
+    if kind == "image":
+        ok = tf.zeros_like(strings, dtype=tf.bool)
+        for magic in IMAGE_MAGIC.values():
+            ok = tf.logical_or(ok, _has_prefix(strings, magic))
+        expected = "encoded image bytes (PNG, JPEG, GIF or BMP)"
+    elif kind == "audio":
+        ok = tf.logical_and(_has_prefix(strings, WAV_MAGIC[0]), _has_prefix(strings, WAV_MAGIC[1], 8))
+        expected = "WAV bytes (RIFF/WAVE header)"
+    else:
+        return []
+    bad = tf.cast(tf.where(tf.logical_not(ok)), tf.int32)
+    return [
+        tf.debugging.Assert(
+            tf.reduce_all(ok),
+            [f"serving input `{name}`: expected {expected}; bad example indices:", bad[:, 0]],
+            name="check_header",
+        )
+    ]
+
+
+def decode(name, column, strings):
+    """Decodes one raw input batch with its column spec.
+
+    Args:
+        name: The input name (used in error messages and op names).
+        column: An ``ImageColumn``, ``AudioColumn`` or ``TextColumn``.
+        strings: ``tf.string`` ``(batch,)``.
+
+    Returns:
+        The decoded batch: float32 images/waveforms or int32 token ids.
+
+    Raises:
+        tf.errors.InvalidArgumentError: At run time, for an empty batch or
+            bytes of the wrong format; the message names ``name``.
+
+    Example:
+
+    >>> decode("image", ImageColumn("image", (28, 28, 1)), tf.constant([png_bytes]))
+    """
+    kind = raw_kind(column)
+    with tf.name_scope(f"decode_{name}"):
+        checks = [
+            tf.debugging.assert_positive(
+                tf.size(strings), message=f"serving input `{name}`: empty batch (expected at least one example)"
+            )
+        ]
+        checks += _check_header(name, kind, strings)
+        with tf.control_dependencies(checks):
+            strings = tf.identity(strings)
+        if kind == "text":
+            ids = column.tokenizer(strings)
+            return tf.ensure_shape(tf.cast(ids, tf.int32), (None, column.tokenizer.sequence_length))
+        spec = tf.TensorSpec(decoded_shape(column), tf.float32)
+        return tf.map_fn(column.decode_bytes, strings, fn_output_signature=spec, parallel_iterations=16)
+
+
+def check_same_batch(batches):
+    """Asserts that every input of a call has the same batch size.
+
+    Args:
+        batches: Dict of tensors keyed by input name.
+
+    Returns:
+        A list of assertion ops (use as control dependencies).
+    """
+    names = sorted(batches)
+    first = names[0]
+    return [
+        tf.debugging.assert_equal(
+            tf.shape(batches[n])[0],
+            tf.shape(batches[first])[0],
+            message=f"serving inputs `{n}` and `{first}` must have the same batch size",
+        )
+        for n in names[1:]
+    ]

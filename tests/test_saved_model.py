@@ -1,0 +1,275 @@
+"""Export/reload checks for every zoo model, raw serving and bad inputs.
+
+All zoo models (tiny sizes) are exported once per module; one fresh Python
+process that never imports mmzoo reloads them all with
+``tf.saved_model.load`` and compares against the Keras predictions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import mmzoo
+from mmzoo import data
+from mmzoo import serving
+from mmzoo.serving import read_metadata
+
+sys.path.insert(0, os.path.dirname(__file__))  # --import-mode=importlib: make the helper importable
+import serving_fixtures as fx  # noqa: E402
+
+ATOL = 1e-5
+
+# Runs in a fresh interpreter: plain TensorFlow, no mmzoo.
+RELOAD_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the tokenizer ops; TF Serving ships them too)
+
+    report = {}
+    for name, case in json.load(open(sys.argv[1])).items():
+        loaded = tf.saved_model.load(case["path"])
+        arrays = np.load(case["arrays"], allow_pickle=True)
+        numeric = {k[2:]: tf.constant(arrays[k]) for k in arrays.files if k.startswith("x_")}
+        raw = {k[4:]: tf.constant(list(arrays[k]), tf.string) for k in arrays.files if k.startswith("raw_")}
+        out = loaded.signatures["serving_default"](**numeric)
+        raw_out = loaded.signatures["serving_raw"](**raw)
+        expected = {k[2:]: arrays[k] for k in arrays.files if k.startswith("y_")}
+        report[name] = {
+            "signatures": sorted(loaded.signatures),
+            "vs_keras": {k: float(np.max(np.abs(out[k].numpy() - v))) for k, v in expected.items()},
+            "raw_vs_tensor": {
+                k: float(np.max(np.abs(raw_out[k].numpy().astype(float) - v.numpy().astype(float))))
+                for k, v in out.items() if v.dtype != tf.string
+            },
+            "class_names_equal": all(
+                bool(np.all(raw_out[k].numpy() == v.numpy())) for k, v in out.items() if v.dtype == tf.string
+            ),
+        }
+        for endpoint in ("embed_image", "embed_text"):
+            if endpoint in loaded.signatures:
+                key = endpoint.split("_")[1]
+                emb = loaded.signatures[endpoint](**{key: numeric[key]})[f"{key}_embedding"].numpy()
+                emb_raw = loaded.signatures[endpoint + "_raw"](**{key: raw[key]})[f"{key}_embedding"].numpy()
+                report[name][endpoint] = float(np.max(np.abs(emb - arrays[f"y_{key}_embedding"])))
+                report[name][endpoint + "_raw"] = float(np.max(np.abs(emb_raw - emb)))
+    report["mmzoo_imported"] = "mmzoo" in sys.modules
+    print("REPORT" + json.dumps(report))
+    """
+)
+
+
+def _keras_outputs(model, x):
+    if hasattr(model, "image_encoder"):
+        return {
+            "image_embedding": model.image_encoder(x["image"], training=False).numpy(),
+            "text_embedding": model.text_encoder(x["text"], training=False).numpy(),
+        }
+    return {"probabilities": keras.ops.convert_to_numpy(model(x, training=False))}
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """Every zoo model (tiny), exported with preprocessing, with its real inputs and Keras outputs."""
+    root = tmp_path_factory.mktemp("exports")
+    cases = {}
+    for name in mmzoo.list_models():
+        start = time.perf_counter()
+        keras.utils.set_random_seed(0)
+        model = mmzoo.zoo.build_tiny(name)
+        columns = fx.columns_for(name, model)
+        raw = fx.raw_inputs(columns)
+        x = fx.decode_with_data(columns, raw)
+        expected = _keras_outputs(model, x)
+        path = mmzoo.export(model, str(root / name), preprocessing=columns)
+        arrays = str(root / f"{name}.npz")
+        np.savez(
+            arrays,
+            **{f"x_{k}": v for k, v in x.items()},
+            **{f"raw_{k}": np.asarray(v, object) for k, v in raw.items()},
+            **{f"y_{k}": v for k, v in expected.items()},
+        )
+        print(f"export {name}: {time.perf_counter() - start:.1f}s")
+        cases[name] = {"path": path, "arrays": arrays, "model": model, "columns": columns, "raw": raw, "x": x,
+                       "expected": expected}
+    return cases
+
+
+@pytest.fixture(scope="module")
+def fresh_process_report(exports, tmp_path_factory):
+    root = tmp_path_factory.mktemp("reload")
+    spec = root / "cases.json"
+    spec.write_text(json.dumps({n: {"path": c["path"], "arrays": c["arrays"]} for n, c in exports.items()}))
+    script = root / "reload.py"
+    script.write_text(RELOAD_SCRIPT)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, str(script), str(spec)], capture_output=True, text=True, cwd=str(root), env=env, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    print(f"fresh-process reload of {len(exports)} exports: {time.perf_counter() - start:.1f}s")
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("REPORT")][-1]
+    return json.loads(line[len("REPORT"):])
+
+
+def test_fresh_process_does_not_import_mmzoo(fresh_process_report):
+    assert fresh_process_report["mmzoo_imported"] is False
+
+
+@pytest.mark.parametrize("name", mmzoo.list_models())
+def test_reloaded_predictions_equal_keras(fresh_process_report, name):
+    report = fresh_process_report[name]
+    assert {"serving_default", "serving_raw", "metadata"} <= set(report["signatures"])
+    assert report["vs_keras"], report
+    for key, diff in report["vs_keras"].items():
+        assert diff <= ATOL, (name, key, diff)
+
+
+@pytest.mark.parametrize("name", mmzoo.list_models())
+def test_serving_raw_equals_mmzoo_data_decoding(fresh_process_report, name):
+    report = fresh_process_report[name]
+    for key, diff in report["raw_vs_tensor"].items():
+        assert diff <= ATOL, (name, key, diff)
+    assert report["class_names_equal"]
+
+
+def test_dual_encoder_has_encoder_endpoints(fresh_process_report):
+    report = fresh_process_report["image_text_retrieval"]
+    for endpoint in ("embed_image", "embed_text", "embed_image_raw", "embed_text_raw"):
+        assert endpoint in report["signatures"]
+        assert report[endpoint] <= ATOL, (endpoint, report[endpoint])
+
+
+def test_metadata_holds_class_names_and_input_contract(exports):
+    meta = read_metadata(exports["av_digits_concat"]["path"])
+    assert meta["task"] == "multiclass"
+    assert meta["class_names"] is None  # explicit columns, no class names given
+    assert meta["inputs"]["image"] == {
+        "dtype": "float32",
+        "shape": [None, 28, 28, 1],
+        "raw": {"kind": "image", "encoding": "PNG, JPEG, BMP or GIF bytes", "image_shape": [28, 28, 1],
+                "fit": "resize", "pad_value": 1.0},
+    }
+    assert meta["inputs"]["audio"]["raw"]["sample_rate"] == fx.AUDIO_RATE
+    assert sorted(meta["signatures"]["serving_raw"]["outputs"]) == ["class_id", "probabilities"]
+    loaded = tf.saved_model.load(exports["av_digits_concat"]["path"])
+    assert json.loads(loaded.signatures["metadata"]()["json"].numpy()) == meta
+
+
+def test_metadata_saves_the_training_tokenizer(exports):
+    case = exports["image_text_cnn"]
+    meta = read_metadata(case["path"])
+    tokenizer = data.load_tokenizer(os.path.join(case["path"], meta["inputs"]["text"]["raw"]["tokenizer_dir"]))
+    texts = tf.constant([t.decode() for t in case["raw"]["text"]])
+    np.testing.assert_array_equal(tokenizer(texts).numpy(), case["columns"]["text"].tokenizer(texts).numpy())
+
+
+def test_binary_model_outputs_threshold_class(exports):
+    case = exports["image_text_cnn"]
+    out = mmzoo.load(case["path"]).predict(case["x"])
+    np.testing.assert_array_equal(out["class_id"], (out["probabilities"][:, 0] >= 0.5).astype(np.int32))
+
+
+@pytest.fixture(scope="module")
+def av_export(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    model = mmzoo.zoo.build_tiny("av_digits_concat")
+    path = mmzoo.export(model, str(tmp_path_factory.mktemp("av") / "av_digits"), preprocessing="av_digits")
+    pngs, _ = fx.mnist_pngs(2)
+    wavs = [open(p, "rb").read() for p in fx.fsdd_paths(2)]
+    return {"model": model, "path": path, "served": mmzoo.load(path), "raw": {"image": pngs, "audio": wavs}}
+
+
+def test_preset_stores_class_names_and_mmzoo_load_predicts(av_export):
+    served = av_export["served"]
+    assert served.class_names == [str(d) for d in range(10)]
+    out = served.predict_raw(av_export["raw"])
+    assert out["probabilities"].shape == (2, 10)
+    np.testing.assert_allclose(out["probabilities"].sum(axis=1), 1.0, atol=1e-5)
+    assert [c.decode() for c in out["class_name"]] == [str(i) for i in out["class_id"]]
+
+
+def test_tfsm_layer_reloads_export(av_export):
+    columns, _ = serving.preset("av_digits")
+    x = fx.decode_with_data(columns, av_export["raw"])
+    layer = keras.layers.TFSMLayer(av_export["path"], call_endpoint="serving_default")
+    out = layer(x)
+    expected = keras.ops.convert_to_numpy(av_export["model"](x, training=False))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(out["probabilities"]), expected, atol=ATOL)
+
+
+def _bad_calls(served, raw, x):
+    png = raw["image"][0]
+    wav = raw["audio"][0]
+    garbage = b"\x00\x01not an image at all" * 4
+    return {
+        "garbage image bytes": (lambda: served.predict_raw({"image": [garbage], "audio": [wav]}), "serving input `image`: expected encoded image"),
+        "png where wav expected": (lambda: served.predict_raw({"image": [png], "audio": [png]}), "serving input `audio`: expected WAV bytes"),
+        "empty raw batch": (lambda: served.predict_raw({"image": [], "audio": []}), "empty batch"),
+        "mismatched batch": (lambda: served.predict_raw({"image": [png, png], "audio": [wav]}), "same batch size"),
+        "empty tensor batch": (
+            lambda: served.predict({"image": np.zeros((0, 28, 28, 1)), "audio": np.zeros((0, 4000))}), "empty batch"
+        ),
+        "wrong shape": (lambda: served.predict({"image": np.zeros((1, 27, 28, 1)), "audio": x["audio"]}), "image"),
+        "wrong dtype": (lambda: served.predict({"image": x["image"].astype(str), "audio": x["audio"]}), "image"),
+        "signature dtype": (
+            lambda: served.signatures["serving_default"](
+                image=tf.zeros((1, 28, 28, 1), tf.float64), audio=tf.constant(x["audio"])
+            ),
+            "expected to be a float tensor but is a double tensor",
+        ),
+        "signature shape": (
+            lambda: served.signatures["serving_default"](image=tf.zeros((1, 27, 28, 1)), audio=tf.constant(x["audio"])),
+            "serving input `image`: wrong shape; expected (batch, 28, 28, 1)",
+        ),
+        "wrong keys": (lambda: served.predict({"image": x["image"]}), "audio"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["garbage image bytes", "png where wav expected", "empty raw batch", "mismatched batch", "empty tensor batch",
+     "wrong shape", "wrong dtype", "signature dtype", "signature shape", "wrong keys"],
+)
+def test_bad_input_names_the_input_and_model_keeps_serving(av_export, case):
+    served = av_export["served"]
+    columns, _ = serving.preset("av_digits")
+    x = fx.decode_with_data(columns, {k: v[:1] for k, v in av_export["raw"].items()})
+    call, expected_text = _bad_calls(served, av_export["raw"], x)[case]
+    with pytest.raises((tf.errors.InvalidArgumentError, ValueError, TypeError)) as info:
+        call()
+    assert expected_text in str(info.value), str(info.value)[:2000]
+    good = served.predict_raw({k: v[:1] for k, v in av_export["raw"].items()})
+    assert good["probabilities"].shape == (1, 10)
+
+
+def test_export_rejects_preprocessing_that_does_not_match(tmp_path):
+    model = mmzoo.zoo.build_tiny("av_digits_concat")
+    with pytest.raises(ValueError, match="Missing: \\['audio'\\]"):
+        mmzoo.export(model, str(tmp_path / "m"), preprocessing={"image": data.ImageColumn("image", (28, 28, 1))})
+    with pytest.raises(ValueError, match="decodes to float32 \\(32, 32, 1\\)"):
+        mmzoo.export(
+            model, str(tmp_path / "m"),
+            preprocessing={"image": data.ImageColumn("image", (32, 32, 1)), "audio": data.AudioColumn("audio", 8000, 4000)},
+        )
+    with pytest.raises(ValueError, match="`class_names` must have 10 entries"):
+        mmzoo.export(model, str(tmp_path / "m"), preprocessing="av_digits", class_names=["a", "b"])
+
+
+def test_export_refuses_to_overwrite_a_non_savedmodel_folder(tmp_path):
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="not a SavedModel folder"):
+        mmzoo.export(mmzoo.zoo.build_tiny("av_digits_concat"), str(tmp_path), preprocessing="av_digits")
+    assert (tmp_path / "notes.txt").exists()
