@@ -1,0 +1,110 @@
+"""Project-wide test fixtures: the shared real data and real batches for any model."""
+
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MMZOO_DATA") or (REPO_ROOT / ".." / "shared" / "data")).resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """The shared real data folder (``$MMZOO_DATA`` or ``../shared/data``)."""
+    assert SHARED_DATA.is_dir(), f"The shared data folder is missing: {SHARED_DATA}"
+    return SHARED_DATA
+
+
+class RealData:
+    """Real examples from ``../shared/data`` shaped to any model's inputs.
+
+    Images are OpenMoji emoji (resized, channels adapted), texts their
+    annotations (words hashed into ``[1, vocab)``), audio FSDD recordings
+    (cropped/padded), labels the emoji group (mod the number of classes).
+    """
+
+    def __init__(self, root, n=64):
+        import tensorflow as tf
+
+        rows = [json.loads(line) for line in open(root / "openmoji" / "openmoji.jsonl")][:n]
+        self.n = len(rows)
+        self.images = np.stack(
+            [
+                tf.io.decode_png(tf.io.read_file(str(root / "openmoji" / "images" / f"{r['hexcode']}.png")), 4)
+                .numpy()
+                .astype("float32")
+                / 255.0
+                for r in rows
+            ]
+        )
+        alpha = self.images[..., 3:]
+        self.images = self.images[..., :3] * alpha + (1 - alpha)  # composite on white
+        self.texts = [r["annotation"] for r in rows]
+        groups = sorted({r["group"] for r in rows})
+        self.groups = np.array([groups.index(r["group"]) for r in rows])
+        from mmzoo.data import av_digits
+
+        wavs = sorted((root / "fsdd" / "recordings").glob("*.wav"))[: self.n]
+        self.waves = [av_digits.read_wav_int16(str(p))[0] for p in wavs]
+
+    def image(self, shape):
+        import tensorflow as tf
+
+        h, w, c = shape
+        x = tf.image.resize(self.images, (h, w)).numpy()
+        return x.mean(-1, keepdims=True) if c == 1 else x[..., :c]
+
+    def text(self, length, vocab=100):
+        out = np.zeros((self.n, length), "int32")
+        for i, t in enumerate(self.texts):
+            ids = [1 + (sum(map(ord, word)) * 2654435761 % (vocab - 1)) for word in t.lower().split()]
+            out[i, : min(length, len(ids))] = ids[:length]
+        return out
+
+    def audio(self, num_samples):
+        out = np.zeros((self.n, num_samples), "float32")
+        for i, wave in enumerate(self.waves):
+            out[i, : min(num_samples, len(wave))] = wave[:num_samples]
+        return out
+
+    def inputs_for(self, model, vocab=100):
+        """A dict of real inputs matching ``model.input``'s names and shapes."""
+        from mmzoo.retrieval import DualEncoder
+
+        if isinstance(model, DualEncoder):
+            return {
+                "image": self.image(model.image_encoder.input.shape[1:]),
+                "text": self.text(model.text_encoder.input.shape[1], vocab),
+            }
+        out = {}
+        for name, tensor in model.input.items():
+            shape = tensor.shape[1:]
+            if "int" in str(tensor.dtype):
+                out[name] = self.text(shape[0], vocab)
+            elif len(shape) == 3:
+                out[name] = self.image(shape)
+            else:
+                out[name] = self.audio(shape[0])
+        return out
+
+    def labels_for(self, model):
+        """Real labels shaped for ``model``'s head (``None`` for a dual encoder)."""
+        from mmzoo.retrieval import DualEncoder
+
+        if isinstance(model, DualEncoder):
+            return None
+        units = model.output.shape[-1]
+        if units == 1:
+            return (self.groups % 2).astype("float32")[:, None]
+        return (self.groups % units).astype("int32")
+
+
+@pytest.fixture(scope="session")
+def real_data(shared_data):
+    """A ``RealData`` of 64 real examples."""
+    return RealData(shared_data)
