@@ -8,6 +8,7 @@ from mmzoo.branches.audio import audio_conv1d, audio_rnn, audio_spectrogram_cnn
 from mmzoo.branches.base import Branch
 from mmzoo.branches.image import image_cnn, image_resnet, image_resnet50
 from mmzoo.branches.keras_app import image_keras_app
+from mmzoo.branches.keras_hub import image_keras_hub, text_keras_hub
 from mmzoo.branches.pretrained import PretrainedBranch, apply_preprocessors
 from mmzoo.branches.text import text_bert, text_embedding, text_rnn, text_transformer
 from mmzoo.branches.tf_hub import audio_tf_hub, image_tf_hub, text_tf_hub
@@ -22,11 +23,13 @@ __all__ = [
     "audio_tf_hub",
     "image_cnn",
     "image_keras_app",
+    "image_keras_hub",
     "image_resnet",
     "image_resnet50",
     "image_tf_hub",
     "text_bert",
     "text_embedding",
+    "text_keras_hub",
     "text_rnn",
     "text_tf_hub",
     "text_transformer",

@@ -1,0 +1,196 @@
+"""KerasHub backbones (BERT-family text, ResNet/EfficientNet-family image) as branches.
+
+Each builder takes a preset name (downloaded once from Kaggle/Hugging Face), a
+local preset folder (``save_to_preset`` output), or a backbone object. The
+text branch's KerasHub preprocessor (tokenizer + packer, tensorflow-text
+based) is returned as ``branch.preprocessor`` for ``tf.data``; the image
+branch's KerasHub image converter (resize, scale, offset) runs inside the
+model after scaling [0, 1] inputs to [0, 255]. ``keras_hub`` is imported
+lazily, so ``import mmzoo`` does not pay for it.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from mmzoo import _validation as check
+from mmzoo._offline import KERAS_HUB_LOCAL_COPY, fetch
+from mmzoo.branches.image import reduce_feature_map
+from mmzoo.branches.pretrained import PretrainedBranch
+from mmzoo.layers import SequencePooling, TokenIdsToEncoderInputs
+
+
+def _load(kind, preset, loader):
+    """Loads ``loader.from_preset(preset)`` with the offline-honest error; ``None`` if the preset lacks it."""
+    def load():
+        return loader.from_preset(preset)
+
+    try:
+        return fetch(f"KerasHub preset {kind}", preset, load, KERAS_HUB_LOCAL_COPY)
+    except (ValueError, FileNotFoundError) as error:
+        if kind == "backbone":
+            raise ValueError(
+                f"`preset_or_backbone` is not a KerasHub preset name or preset folder ({error}). "
+                f"Received: preset_or_backbone={preset!r}"
+            ) from error
+        return None
+
+
+def _backbone(preset_or_backbone, name, trainable):
+    import keras_hub
+
+    if isinstance(preset_or_backbone, keras_hub.models.Backbone):
+        backbone = preset_or_backbone
+    elif isinstance(preset_or_backbone, str) and preset_or_backbone:
+        backbone = _load("backbone", preset_or_backbone, keras_hub.models.Backbone)
+    else:
+        raise ValueError(
+            "`preset_or_backbone` must be a KerasHub preset name, a preset folder or a keras_hub Backbone. "
+            f"Received: preset_or_backbone={preset_or_backbone!r}"
+        )
+    backbone.name = f"{name}_backbone"  # branch-prefixed, for mmzoo.finetune
+    backbone.trainable = bool(trainable)
+    return backbone
+
+
+class KerasHubTextPreprocessor(tf.Module):
+    """A KerasHub text preprocessor as a ``tf.data`` map: strings -> int32 token ids.
+
+    Args:
+        preprocessor: A KerasHub ``TextClassifierPreprocessor`` (tokenizer
+            and packer with ``[CLS]``/``[SEP]``, padding id 0).
+    """
+
+    def __init__(self, preprocessor):
+        super().__init__(name="keras_hub_text_preprocessor")
+        self.preprocessor = preprocessor
+        self.sequence_length = preprocessor.sequence_length
+
+    def __call__(self, texts):
+        texts = tf.convert_to_tensor(texts, tf.string)
+        outputs = self.preprocessor(texts)
+        return tf.cast(outputs["token_ids"] if isinstance(outputs, dict) else outputs, tf.int32)
+
+
+def text_keras_hub(preset_or_backbone, sequence_length=128, reduction="pooled", trainable=True, preprocessor=None,
+                   name="text"):
+    """A KerasHub BERT-family backbone on int32 token ids as a text branch.
+
+    The model input is the token ids (padding 0); the padding mask and zero
+    segment ids are made inside the model (``TokenIdsToEncoderInputs``).
+
+    Args:
+        preset_or_backbone: A preset name (e.g. ``"bert_tiny_en_uncased"``), a
+            local preset folder, or a ``keras_hub.models.Backbone`` whose
+            inputs are ``token_ids``, ``padding_mask`` (and ``segment_ids``).
+        sequence_length: Token ids per example.
+        reduction: ``"pooled"`` (the backbone's pooled ``[CLS]`` output) or
+            ``"avg"`` (mean of the sequence output over non-padding tokens).
+        trainable: Whether the backbone's weights train.
+        preprocessor: A KerasHub ``TextClassifierPreprocessor`` to use;
+            defaults to the preset's (none for a backbone object).
+        name: Input name and layer-name prefix.
+
+    Returns:
+        A ``PretrainedBranch`` whose ``preprocessor`` maps strings to ids
+        (``None`` when no preprocessor is known).
+
+    Raises:
+        ValueError: If an argument is invalid.
+        ConnectionError: If a preset must be downloaded and cannot be.
+
+    Example:
+
+    >>> text = branches.text_keras_hub("presets/bert_tiny_en_uncased", sequence_length=64)
+    >>> train = branches.apply_preprocessors(raw_train.batch(32), [text])
+    """
+    import keras_hub
+
+    check.positive_int("sequence_length", sequence_length)
+    check.choice("reduction", reduction, {"pooled", "avg"})
+    check.identifier("name", name)
+    backbone = _backbone(preset_or_backbone, name, trainable)
+    keys = set(backbone.input) if isinstance(backbone.input, dict) else set()
+    if not {"token_ids", "padding_mask"} <= keys:
+        raise ValueError(
+            f"`preset_or_backbone` must be a text backbone taking token_ids and padding_mask. Received one taking "
+            f"{sorted(keys) or backbone.input}"
+        )
+    max_length = getattr(backbone, "max_sequence_length", None)
+    if max_length and sequence_length > max_length:
+        raise ValueError(
+            f"`sequence_length` exceeds the backbone's max_sequence_length={max_length}. "
+            f"Received: sequence_length={sequence_length}"
+        )
+    if preprocessor is None and isinstance(preset_or_backbone, str):
+        preprocessor = _load("preprocessor", preset_or_backbone, keras_hub.models.TextClassifierPreprocessor)
+    if preprocessor is not None:
+        preprocessor.sequence_length = sequence_length
+        preprocessor = KerasHubTextPreprocessor(preprocessor)
+    inputs = keras.Input((sequence_length,), dtype="int32", name=name)
+    encoder_inputs = TokenIdsToEncoderInputs(
+        "token_ids", "padding_mask", "segment_ids" if "segment_ids" in keys else None, name=f"{name}_encoder_inputs"
+    )(inputs)
+    outputs = backbone(encoder_inputs)
+    if reduction == "pooled":
+        if not isinstance(outputs, dict) or "pooled_output" not in outputs:
+            raise ValueError("This backbone has no pooled_output. Received: reduction='pooled'; use 'avg'.")
+        features = outputs["pooled_output"]
+    else:
+        sequence = outputs["sequence_output"] if isinstance(outputs, dict) else outputs
+        features = SequencePooling("avg", name=f"{name}_avg_pool")(sequence, mask=encoder_inputs["padding_mask"])
+    source = preset_or_backbone if isinstance(preset_or_backbone, str) else backbone.name
+    return PretrainedBranch(name, inputs, features, "text", preprocessor=preprocessor, source=source)
+
+
+def image_keras_hub(preset_or_backbone, input_shape=(224, 224, 3), reduction="avg", trainable=True,
+                    image_converter=None, name="image"):
+    """A KerasHub image backbone (ResNet, EfficientNet, ...) as an image branch.
+
+    Inputs in [0, 1] are scaled to [0, 255], passed through the preset's
+    KerasHub image converter (its resize, scale and offset; part of the
+    model, so exports take [0, 1] images), then the backbone; its feature map
+    is globally pooled.
+
+    Args:
+        preset_or_backbone: A preset name (e.g. ``"resnet_50_imagenet"``), a
+            local preset folder, or a ``keras_hub.models.Backbone``.
+        input_shape: ``(height, width, 3)``.
+        reduction: ``"avg"`` or ``"max"`` global pooling.
+        trainable: Whether the backbone's weights train.
+        image_converter: A KerasHub ``ImageConverter`` to use; defaults to
+            the preset's. With a backbone object and no converter, inputs
+            are only scaled to [0, 255]: pass the converter the backbone
+            was pretrained with.
+        name: Input name and layer-name prefix.
+
+    Returns:
+        A ``PretrainedBranch`` (no preprocessor).
+
+    Raises:
+        ValueError: If an argument is invalid.
+        ConnectionError: If a preset must be downloaded and cannot be.
+
+    Example:
+
+    >>> image = branches.image_keras_hub("presets/resnet_18_imagenet", (224, 224, 3), trainable=False)
+    """
+    import keras_hub
+
+    input_shape = check.shape("input_shape", input_shape, 3)
+    check.choice("reduction", reduction, {"avg", "max"})
+    check.identifier("name", name)
+    backbone = _backbone(preset_or_backbone, name, trainable)
+    if image_converter is None and isinstance(preset_or_backbone, str):
+        image_converter = _load("image converter", preset_or_backbone, keras_hub.layers.ImageConverter)
+    inputs = keras.Input(input_shape, name=name)
+    x = keras.layers.Rescaling(255.0, name=f"{name}_rescale")(inputs)
+    if image_converter is not None:
+        image_converter.name = f"{name}_image_converter"
+        x = image_converter(x)
+    x = backbone(x)
+    if len(x.shape) != 4:
+        raise ValueError(f"`preset_or_backbone` must be an image backbone with a feature-map output. Got {x.shape}.")
+    source = preset_or_backbone if isinstance(preset_or_backbone, str) else backbone.name
+    return PretrainedBranch(name, inputs, reduce_feature_map(x, reduction, name), "image", source=source)

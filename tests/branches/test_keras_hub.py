@@ -1,0 +1,95 @@
+"""KerasHub branches from local presets (tiny random BERT and ResNet, no network) on real OpenMoji data."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import mmzoo
+from mmzoo import branches, heads
+
+SEQ = 12
+IMAGE = (32, 32, 3)
+
+
+@pytest.fixture(scope="module")
+def openmoji_batch(shared_data):
+    rows = [json.loads(line) for line in open(shared_data / "openmoji" / "openmoji.jsonl")][:8]
+    pngs = [tf.io.read_file(str(shared_data / "openmoji" / "images" / f"{r['hexcode']}.png")) for r in rows]
+    rgba = tf.cast(tf.stack([tf.io.decode_png(p, 4) for p in pngs]), tf.float32) / 255.0
+    images = tf.image.resize(rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:]), IMAGE[:2]).numpy()
+    texts = [r["annotation"] for r in rows]
+    labels = np.arange(len(rows)) % 3
+    return images, texts, labels
+
+
+@pytest.fixture(scope="module")
+def presets(tmp_path_factory, openmoji_batch):
+    import keras_hub
+
+    keras.utils.set_random_seed(0)
+    words = sorted({w for t in openmoji_batch[1] for w in t.lower().split()})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words
+    root = tmp_path_factory.mktemp("presets")
+    bert = keras_hub.models.BertBackbone(
+        vocabulary_size=len(vocab), num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16,
+        max_sequence_length=SEQ,
+    )
+    bert.save_to_preset(str(root / "bert"))
+    keras_hub.models.BertTextClassifierPreprocessor(
+        keras_hub.models.BertTokenizer(vocabulary=vocab), sequence_length=SEQ
+    ).save_to_preset(str(root / "bert"))
+    resnet = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64, 8],
+        stackwise_num_blocks=[1, 1], stackwise_num_strides=[1, 2], block_type="basic_block", image_shape=IMAGE,
+    )
+    resnet.save_to_preset(str(root / "resnet"))
+    keras_hub.layers.ResNetImageConverter(image_size=IMAGE[:2], scale=1 / 255.0).save_to_preset(str(root / "resnet"))
+    return {"bert": str(root / "bert"), "resnet": str(root / "resnet"), "bert_backbone": bert}
+
+
+def test_image_text_model_from_local_presets_trains_and_exports(presets, openmoji_batch, tmp_path):
+    images, texts, labels = openmoji_batch
+    text = branches.text_keras_hub(presets["bert"], sequence_length=SEQ)
+    image = branches.image_keras_hub(presets["resnet"], IMAGE)
+    assert text.features.shape == (None, 8) and image.features.shape == (None, 8)
+    assert text.source == presets["bert"] and text.preprocessor is not None
+    model = mmzoo.compose([text, image], head=heads.multiclass(3), hidden=(4,), learning_rate=0.01)
+    raw = tf.data.Dataset.from_tensor_slices(({"text": texts, "image": images}, labels)).batch(8)
+    ds = branches.apply_preprocessors(raw, [text, image])
+    features, _ = next(iter(ds))
+    ids = features["text"].numpy()
+    assert ids.dtype == np.int32 and ids.shape == (8, SEQ) and (ids[:, 0] == 2).all()  # [CLS] first
+    assert (ids > 4).sum() >= 8  # annotation words found in the vocabulary, not [UNK]
+    bert_before = model.get_layer("text_backbone").weights[0].numpy().copy()
+    history = model.fit(ds, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert not np.allclose(bert_before, model.get_layer("text_backbone").weights[0].numpy())
+
+    expected = model.predict(features, verbose=0)
+    mmzoo.export(model, str(tmp_path / "export"))
+    served = tf.saved_model.load(str(tmp_path / "export")).signatures["serving_default"]
+    got = served(text=features["text"], image=tf.constant(images))["probabilities"]
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_backbone_object_and_mean_pooling(presets):
+    text = branches.text_keras_hub(presets["bert_backbone"], sequence_length=SEQ, reduction="avg", trainable=False)
+    assert text.preprocessor is None and text.features.shape == (None, 8)
+    encoder = text.encoder()
+    assert encoder.trainable_weights == []
+    ids = np.array([[2, 5, 6, 3, 0, 0, 0, 0, 0, 0, 0, 0]], "int32")
+    padded_differently = ids.copy()
+    padded_differently[0, 4:] = 0
+    np.testing.assert_allclose(encoder(ids), encoder(padded_differently), rtol=1e-6)
+
+
+def test_bad_sources_fail_clearly(presets, tmp_path):
+    with pytest.raises(ValueError, match="preset_or_backbone"):
+        branches.text_keras_hub(42)
+    with pytest.raises(ValueError, match="preset_or_backbone"):
+        branches.text_keras_hub(presets["resnet"], sequence_length=SEQ)
+    with pytest.raises(ValueError, match="sequence_length"):
+        branches.text_keras_hub(presets["bert"], sequence_length=SEQ + 1)
