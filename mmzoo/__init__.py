@@ -3,6 +3,7 @@
 from mmzoo import branches, datasets, fusion, heads, layers, retrieval, zoo
 from mmzoo.compose import compile_model, compose
 from mmzoo.saved_model import export, load
+from mmzoo.tflite import export_tflite
 from mmzoo.zoo import build, list_models
 
 __version__ = "0.1.0"
@@ -14,6 +15,7 @@ __all__ = [
     "compose",
     "datasets",
     "export",
+    "export_tflite",
     "fusion",
     "heads",
     "layers",

@@ -1,0 +1,60 @@
+"""TFLite conversion: float outputs match Keras; quantized accuracy on the AV-digits test split."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import mmzoo
+from mmzoo import tflite
+from mmzoo.data import av_digits
+
+# Tolerances on the max |tflite - keras| of the softmax outputs.
+FLOAT_ATOL = 1e-5
+FLOAT16_ATOL = 5e-3
+# Accuracy-drop bounds in points on the 250-example test split (measured: dynamic 0.0, int8 -2.4).
+MAX_DROP = {"dynamic": 2.0, "int8": 3.0}
+
+
+@pytest.fixture(scope="module")
+def trained():
+    keras.utils.set_random_seed(0)
+    arrays = av_digits.load_arrays()
+    (x_train, y_train), (x_test, y_test) = arrays["train"], arrays["test"]
+    model = mmzoo.build("av_digits_concat", image_filters=(8, 16), audio_filters=(8, 16), hidden=(32,))
+    model.fit(x_train, y_train, epochs=12, batch_size=64, verbose=0)
+    return model, x_train, x_test, y_test
+
+
+@pytest.mark.parametrize("quantize,atol", [(None, FLOAT_ATOL), ("float16", FLOAT16_ATOL)])
+def test_float_conversions_match_keras(trained, tmp_path, quantize, atol):
+    model, _, x_test, y_test = trained
+    path = tflite.export_tflite(model, str(tmp_path / "m.tflite"), quantize=quantize)
+    report = tflite.compare_with_float(model, path, {k: v[:50] for k, v in x_test.items()}, y_test[:50])
+    assert report["max_abs_diff"] <= atol, report
+
+
+@pytest.mark.parametrize("quantize", ["dynamic", "int8"])
+def test_quantized_accuracy_drop_is_bounded(trained, tmp_path, quantize):
+    model, x_train, x_test, y_test = trained
+    path = tflite.export_tflite(model, str(tmp_path / "m.tflite"), quantize=quantize, representative_data=x_train)
+    report = tflite.compare_with_float(model, path, x_test, y_test)
+    print(f"{quantize}: {report}")
+    assert report["float_accuracy"] > 0.6, report
+    assert report["accuracy_change"] >= -MAX_DROP[quantize], report
+
+
+def test_bad_arguments_are_named(trained, tmp_path):
+    model = trained[0]
+    with pytest.raises(ValueError, match="`quantize` must be one of"):
+        tflite.export_tflite(model, str(tmp_path / "m.tflite"), quantize="int4")
+    with pytest.raises(ValueError, match="`representative_data` is required"):
+        tflite.export_tflite(model, str(tmp_path / "m.tflite"), quantize="int8")
+    with pytest.raises(ValueError, match="`representative_data` must be a dict with keys"):
+        tflite.export_tflite(model, str(tmp_path / "m.tflite"), quantize="int8", representative_data={"image": []})
+    with pytest.raises(FileNotFoundError):
+        tflite.TFLiteModel(str(tmp_path / "missing.tflite"))
+    path = tflite.export_tflite(model, str(tmp_path / "m.tflite"))
+    with pytest.raises(ValueError, match="Input 'audio': expected shape"):
+        tflite.TFLiteModel(path).predict({"image": np.zeros((1, 28, 28, 1)), "audio": np.zeros((1, 10))})
