@@ -16,6 +16,13 @@ def _classification_head(num_classes, class_names=None):
     return heads.multiclass(num_classes, top_k=min(5, max(1, num_classes - 1)), class_names=class_names)
 
 
+def _pretrained_text(text_source, sequence_length):
+    """A ``text_keras_hub`` branch for ``text_source``, or ``None`` for the random-weight default."""
+    if text_source is None:
+        return None
+    return branches.text_keras_hub(text_source, sequence_length=sequence_length, name="text")
+
+
 @register(
     "image_text_cnn",
     tiny={"image_shape": (32, 32, 3), "sequence_length": 16, "vocab_size": 100, "embedding_dim": 8,
@@ -177,6 +184,9 @@ def bert_resnet_concat(
     dropout=0.1,
     learning_rate=2e-5,
     jit_compile="auto",
+    text_source=None,
+    image_source=None,
+    image_weights=None,
 ):
     """BERT pooled output (768) + ResNet50 features (2048), concatenated, into a classifier.
 
@@ -205,6 +215,13 @@ def bert_resnet_concat(
         dropout: Dropout after each hidden layer.
         learning_rate: Adam learning rate.
         jit_compile: XLA switch for ``compile``.
+        text_source: Pretrained BERT: a KerasHub preset name, local preset
+            folder or backbone (``branches.text_keras_hub``); replaces the
+            random-weight BERT (the size arguments are then the preset's).
+        image_source: Pretrained ResNet: a KerasHub preset name, folder or
+            backbone (``branches.image_keras_hub``).
+        image_weights: ``"imagenet"`` or a weights-file path for the default
+            ``keras.applications.ResNet50`` (``branches.image_keras_app``).
 
     Returns:
         A compiled classifier with inputs ``{"image", "text"}``.
@@ -212,11 +229,17 @@ def bert_resnet_concat(
     Example:
 
     >>> model = mmzoo.build("bert_resnet_concat", num_classes=3)
+    >>> model = mmzoo.build("bert_resnet_concat", text_source="presets/bert_base_en_uncased",
+    ...                     image_weights="imagenet")
     """
-    text = branches.text_bert(
+    text = _pretrained_text(text_source, sequence_length) or branches.text_bert(
         sequence_length, vocab_size, hidden_dim, num_layers, num_heads, intermediate_dim, dropout, name="text"
     )
-    if resnet_stack_sizes is None:
+    if image_source is not None:
+        image = branches.image_keras_hub(image_source, image_shape, name="image")
+    elif image_weights is not None:
+        image = branches.image_keras_app("ResNet50", image_shape, weights=image_weights, name="image")
+    elif resnet_stack_sizes is None:
         image = branches.image_resnet50(image_shape, name="image")
     else:
         image = branches.image_resnet(
@@ -263,6 +286,8 @@ def bert_resnet_lstm_late_fusion(
     combine="sum",
     learning_rate=1e-4,
     jit_compile="auto",
+    text_source=None,
+    image_source=None,
 ):
     """Sentiment from text (BERT), image (ResNet18) and audio (2-layer LSTM) by late fusion.
 
@@ -292,6 +317,10 @@ def bert_resnet_lstm_late_fusion(
         combine: ``"sum"``, ``"mean"`` or ``"weighted"``.
         learning_rate: Adam learning rate.
         jit_compile: XLA switch for ``compile``.
+        text_source: Pretrained BERT (KerasHub preset name, folder or
+            backbone) replacing the random-weight one.
+        image_source: Pretrained ResNet (KerasHub preset name, folder or
+            backbone) replacing the random-weight ResNet18.
 
     Returns:
         A compiled classifier with inputs ``{"image", "text", "audio"}``.
@@ -300,12 +329,16 @@ def bert_resnet_lstm_late_fusion(
 
     >>> model = mmzoo.build("bert_resnet_lstm_late_fusion", num_classes=2)
     """
-    text = branches.text_bert(
+    text = _pretrained_text(text_source, sequence_length) or branches.text_bert(
         sequence_length, vocab_size, hidden_dim, num_layers, num_heads, intermediate_dim, name="text"
     )
-    image = branches.image_resnet(
-        image_shape, stack_sizes=resnet_stack_sizes, filters=resnet_filters, stem_filters=resnet_filters[0], name="image"
-    )
+    if image_source is not None:
+        image = branches.image_keras_hub(image_source, image_shape, name="image")
+    else:
+        image = branches.image_resnet(
+            image_shape, stack_sizes=resnet_stack_sizes, filters=resnet_filters, stem_filters=resnet_filters[0],
+            name="image",
+        )
     audio = branches.audio_rnn(
         num_samples, sample_rate, frame_length=512 if num_samples >= 512 else num_samples,
         frame_step=256, rnn="lstm", units=audio_units, num_layers=2, name="audio",

@@ -93,3 +93,20 @@ def test_bad_sources_fail_clearly(presets, tmp_path):
         branches.text_keras_hub(presets["resnet"], sequence_length=SEQ)
     with pytest.raises(ValueError, match="sequence_length"):
         branches.text_keras_hub(presets["bert"], sequence_length=SEQ + 1)
+
+
+@pytest.mark.parametrize("design", ["bert_resnet_concat", "bert_resnet_lstm_late_fusion"])
+def test_reference_designs_take_pretrained_sources(design, presets, openmoji_batch):
+    from mmzoo.zoo import reference
+
+    images, _, _ = openmoji_batch
+    extra = {"num_samples": 1024, "audio_units": 4, "hidden": 8} if design.endswith("fusion") else {"hidden": (8,)}
+    model = getattr(reference, design)(
+        num_classes=3, sequence_length=SEQ, image_shape=IMAGE, text_source=presets["bert"],
+        image_source=presets["resnet"], **extra,
+    )
+    assert {"text_backbone", "image_backbone"} <= {layer.name for layer in model.layers}
+    x = {"text": np.full((2, SEQ), 5, "int32"), "image": images[:2]}
+    if "audio" in model.input:
+        x["audio"] = np.zeros((2, 1024), "float32")
+    assert model(x).shape == (2, 3)
