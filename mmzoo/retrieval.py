@@ -34,11 +34,15 @@ def contrastive_loss(image_embeddings, text_embeddings, temperature=0.05):
 
 
 def triplet_margin_loss(image_embeddings, text_embeddings, margin=0.2):
-    """Triplet margin loss with the image as anchor.
+    """Triplet margin loss with the image as anchor, over all in-batch negatives.
 
-    For anchor image ``i`` the positive is text ``i`` and the negative is the
-    hardest non-matching text of the batch (highest cosine similarity):
-    ``max(0, margin - sim(i, t_i) + sim(i, t_neg))``, averaged over the batch.
+    For anchor image ``i``, positive text ``i`` and every other text ``j`` of
+    the batch as a negative, the triplet costs
+    ``max(0, margin - sim(i, t_i) + sim(i, t_j))``; the loss is the mean over
+    all ``B * (B - 1)`` triplets. Averaging over every negative (rather than
+    taking only the hardest, as VSE++ does) keeps training from collapsing to
+    a constant embedding early on, which the hardest-negative form does on
+    small batches from random initialisation.
 
     Args:
         image_embeddings: ``(batch, dim)`` L2-normalised embeddings (anchors).
@@ -52,10 +56,11 @@ def triplet_margin_loss(image_embeddings, text_embeddings, margin=0.2):
     text_embeddings = ops.cast(text_embeddings, "float32")
     sims = ops.matmul(image_embeddings, ops.transpose(text_embeddings))
     batch = ops.shape(sims)[0]
-    positive = ops.diagonal(sims)
-    eye = ops.eye(batch, dtype="float32")
-    hardest_negative = ops.max(sims - 4.0 * eye, axis=1)  # cosine sims lie in [-1, 1]
-    return ops.mean(ops.relu(margin - positive + hardest_negative))
+    positive = ops.expand_dims(ops.diagonal(sims), 1)
+    off_diagonal = 1.0 - ops.eye(batch, dtype="float32")
+    hinges = ops.relu(margin - positive + sims) * off_diagonal
+    pairs = ops.maximum(ops.sum(off_diagonal), 1.0)
+    return ops.sum(hinges) / pairs
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")

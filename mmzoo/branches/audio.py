@@ -102,6 +102,11 @@ def audio_conv1d(
     check.choice("reduction", reduction, {"avg", "max", "flatten"})
     x = keras.layers.Reshape((num_samples, 1), name=f"{name}_channels")(inputs)
     for i, width in enumerate(filters, start=1):
+        if x.shape[1] < kernel_size:
+            raise ValueError(
+                f"`num_samples`={num_samples} is too short for {len(filters)} blocks of "
+                f"kernel_size={kernel_size}, pool_size={pool_size}."
+            )
         x = keras.layers.Conv1D(
             width, kernel_size, strides=strides if i == 1 else 1, activation="relu", name=f"{name}_conv{i}"
         )(x)

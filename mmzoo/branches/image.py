@@ -71,6 +71,12 @@ def image_cnn(
     inputs = keras.Input(input_shape, name=name)
     x = inputs
     for i, width in enumerate(filters, start=1):
+        if padding == "valid" and min(x.shape[1], x.shape[2]) < kernel_size:
+            raise ValueError(
+                f"`input_shape` {input_shape} is too small for {len(filters)} blocks with "
+                f"kernel_size={kernel_size}, pool_size={pool_size}: block {i} sees a "
+                f"{x.shape[1]}x{x.shape[2]} map."
+            )
         x = keras.layers.Conv2D(
             width, kernel_size, padding=padding, use_bias=not batch_norm, name=f"{name}_conv{i}"
         )(x)

@@ -381,7 +381,7 @@ def image_text_retrieval(
     Dense(embedding_dim) -> UnitNormalization``. Trained with the in-batch
     symmetric contrastive loss (``loss="contrastive"``, temperature
     ``temperature``) or the triplet margin loss (``loss="triplet"``: image
-    anchor, its text, the hardest other text of the batch). The encoders are
+    anchor, its text, every other text of the batch). The encoders are
     ``model.image_encoder`` / ``model.text_encoder`` for indexing and
     querying; ``mmzoo.retrieval.recall_at_k`` scores them.
 

@@ -1,0 +1,56 @@
+import keras
+import numpy as np
+import pytest
+
+from mmzoo import zoo
+from mmzoo.retrieval import DualEncoder, contrastive_loss, recall_at_k, triplet_margin_loss
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_recall_at_k_known_values():
+    emb = np.eye(4, dtype="float32")
+    assert recall_at_k(emb, emb, ks=(1,)) == {"image_to_text@1": 1.0, "text_to_image@1": 1.0}
+    shuffled = emb[[1, 0, 2, 3]]  # pairs 0 and 1 swapped
+    r = recall_at_k(emb, shuffled, ks=(1, 2))
+    assert r["image_to_text@1"] == 0.5 and r["image_to_text@2"] == 1.0
+    with pytest.raises(ValueError, match="same shape"):
+        recall_at_k(emb, emb[:3])
+    with pytest.raises(ValueError, match="ks"):
+        recall_at_k(emb, emb, ks=(0,))
+
+
+def test_losses_prefer_aligned_pairs():
+    rng = np.random.RandomState(0)
+    a = _unit(rng.randn(8, 5).astype("float32"))
+    aligned = _unit(a + 0.05 * rng.randn(8, 5).astype("float32"))
+    shuffled = aligned[::-1].copy()
+    assert float(contrastive_loss(a, aligned)) < float(contrastive_loss(a, shuffled))
+    assert float(triplet_margin_loss(a, aligned)) < float(triplet_margin_loss(a, shuffled))
+    eye = np.eye(8, dtype="float32")
+    assert float(triplet_margin_loss(eye, eye, margin=0.5)) == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["contrastive", "triplet"])
+def test_dual_encoder_learns_real_pairs(loss, real_data):
+    keras.utils.set_random_seed(0)
+    model = zoo.build_tiny(
+        "image_text_retrieval", loss=loss, image_filters=(8, 16), embedding_dim=16, text_dim=16, learning_rate=3e-3
+    )
+    x = real_data.inputs_for(model)  # 64 real OpenMoji image/annotation pairs
+    before = recall_at_k(model.image_encoder(x["image"]), model.text_encoder(x["text"]))
+    losses = model.fit(x, epochs=20, batch_size=32, verbose=0).history["loss"]
+    after = recall_at_k(model.image_encoder(x["image"]), model.text_encoder(x["text"]))
+    assert losses[-1] < losses[0]
+    assert after["image_to_text@5"] > before["image_to_text@5"]
+    assert isinstance(model, DualEncoder)
+
+
+def test_dual_encoder_rejects_bad_arguments():
+    model = zoo.build_tiny("image_text_retrieval")
+    with pytest.raises(ValueError, match="loss"):
+        DualEncoder(model.image_encoder, model.text_encoder, loss="cosine")
+    with pytest.raises(ValueError, match="temperature"):
+        DualEncoder(model.image_encoder, model.text_encoder, temperature=0)
