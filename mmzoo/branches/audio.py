@@ -9,12 +9,9 @@ from __future__ import annotations
 import keras
 
 from mmzoo import _validation as check
-from mmzoo.branches.base import Branch
+from mmzoo.branches.base import Branch, recurrent_stack
 from mmzoo.branches.image import reduce_feature_map
 from mmzoo.layers import Spectrogram
-
-_RNNS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simple": keras.layers.SimpleRNN}
-
 
 def _waveform_input(num_samples, name):
     check.positive_int("num_samples", num_samples)
@@ -218,13 +215,7 @@ def audio_rnn(
     (None, 128)
     """
     inputs = _waveform_input(num_samples, name)
-    layer_cls = _RNNS[check.choice("rnn", rnn, set(_RNNS))]
-    check.positive_int("units", units)
-    check.positive_int("num_layers", num_layers)
+    check.choice("rnn", rnn, {"simple", "lstm", "gru"})
     x = spectrogram_frontend(inputs, sample_rate, frontend, frame_length, frame_step, num_mel_bins, name)
-    for i in range(1, num_layers + 1):
-        layer = layer_cls(units, return_sequences=i < num_layers, name=f"{name}_{rnn}{i}")
-        if bidirectional:
-            layer = keras.layers.Bidirectional(layer, name=f"{name}_bi{rnn}{i}")
-        x = layer(x)
+    x = recurrent_stack(x, rnn, units, num_layers, bidirectional, name)
     return Branch(name, inputs, x, "audio")

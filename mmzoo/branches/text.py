@@ -9,11 +9,8 @@ from __future__ import annotations
 import keras
 
 from mmzoo import _validation as check
-from mmzoo.branches.base import Branch
+from mmzoo.branches.base import Branch, recurrent_stack
 from mmzoo.layers import SequencePooling, TokenAndPositionEmbedding, TransformerEncoder
-
-_RNNS = {"simple": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
-
 
 def _token_input(sequence_length, vocab_size, name):
     check.positive_int("sequence_length", sequence_length)
@@ -97,18 +94,11 @@ def text_rnn(
     """
     inputs = _token_input(sequence_length, vocab_size, name)
     check.positive_int("embedding_dim", embedding_dim)
-    layer_cls = _RNNS[check.choice("rnn", rnn, set(_RNNS))]
-    check.positive_int("units", units)
-    check.positive_int("num_layers", num_layers)
+    check.choice("rnn", rnn, {"simple", "lstm", "gru"})
     x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=bool(mask_padding), name=f"{name}_embedding")(
         inputs
     )
-    for i in range(1, num_layers + 1):
-        last = i == num_layers
-        layer = layer_cls(units, return_sequences=not last, name=f"{name}_{rnn}{i}")
-        if bidirectional:
-            layer = keras.layers.Bidirectional(layer, name=f"{name}_bi{rnn}{i}")
-        x = layer(x)
+    x = recurrent_stack(x, rnn, units, num_layers, bidirectional, name)
     return Branch(name, inputs, x, "text")
 
 
