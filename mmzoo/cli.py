@@ -23,6 +23,22 @@ def _parser():
     train.add_argument("--output-dir", default="saved_models", help="export/plot folder (default: %(default)s)")
     train.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    train.add_argument(
+        "--strategy", default="auto", choices=("auto", "default", "mirrored", "tpu", "multi_worker"),
+        help="tf.distribute strategy; multi_worker reads TF_CONFIG, every worker runs the same command "
+        "(default: %(default)s)",
+    )
+    train.add_argument(
+        "--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16"),
+        help="Keras dtype policy (default: %(default)s)",
+    )
+    train.add_argument(
+        "--steps-per-execution", type=int, default=1, metavar="N", help="steps per tf.function call (default: 1)"
+    )
+    train.add_argument("--backup-dir", default=None, metavar="DIR", help="BackupAndRestore folder (resume after a kill)")
+    train.add_argument("--jit-compile", action="store_true", help="force XLA compilation")
+    train.add_argument("--deterministic", action="store_true", help="enable TensorFlow op determinism")
+    train.add_argument("--tiny", action="store_true", help="the zoo's tiny version of the model (smoke runs, tests)")
     return parser
 
 
@@ -45,7 +61,10 @@ def main(argv=None):
     try:
         result = train.train_and_evaluate(
             args.model, epochs=args.epochs, batch_size=args.batch_size, output_dir=args.output_dir,
-            seed=args.seed, verbose=0 if args.quiet else 2,
+            seed=args.seed, verbose=0 if args.quiet else 2, strategy=args.strategy, precision=args.precision,
+            steps_per_execution=args.steps_per_execution, backup_dir=args.backup_dir,
+            jit_compile=True if args.jit_compile else None, deterministic=args.deterministic,
+            **(zoo.get(args.model).tiny if args.tiny else {}),
         )
     except ValueError as error:
         print(f"mmzoo train: error: {error}", file=sys.stderr)
@@ -54,6 +73,9 @@ def main(argv=None):
     print(f"test: {test}")
     for kind, path in result["paths"].items():
         print(f"wrote {kind}: {path}")
+    if not result["chief"]:
+        print("non-chief worker: outputs written to a temporary folder and removed")
+    print(f"weights sha256: {result['weights_sha256']}")
     return 0
 
 
