@@ -8,7 +8,10 @@ Why: on TF 2.21 / Keras 3.15, ``Model.fit`` under
 ``tf.nn.compute_average_loss`` with the global batch size, the model's Keras
 optimizer (created inside ``strategy.scope()``) applying the all-reduced
 gradients, and ``strategy.reduce`` of the loss. The workers' weights stay
-identical. Evaluation runs after training (see ``mmzoo.train``).
+identical; the float non-trainable variables (BatchNormalization moving
+statistics, updated per replica) are averaged over the replicas after each
+epoch so that every worker ends with the same model. Evaluation runs after
+training (see ``mmzoo.train``).
 
 Preemption safety: with ``backup_dir`` the model, optimizer, epoch counter
 and history are checkpointed after each epoch (``tf.train.Checkpoint``; the
@@ -108,6 +111,32 @@ def make_train_function(model, strategy, global_batch_size):
     return train_steps
 
 
+def make_sync_function(model, strategy):
+    """Returns a ``tf.function`` averaging the float non-trainable variables over replicas.
+
+    Keras 3 ``BatchNormalization`` updates its moving statistics from each
+    replica's own batches, so under several workers they drift apart while
+    the trained weights stay identical. Averaging them (each epoch) keeps
+    every worker's model identical.
+
+    Args:
+        model: A Keras model built inside ``strategy.scope()``.
+        strategy: The ``tf.distribute.Strategy``.
+
+    Returns:
+        The ``tf.function`` (no arguments, call in cross-replica context).
+    """
+    variables = [v for v in model.non_trainable_variables if "float" in str(v.dtype)]
+
+    @tf.function
+    def sync():
+        for v in variables:
+            local = strategy.run(lambda v=v: tf.identity(v.value))
+            v.assign(strategy.reduce(tf.distribute.ReduceOp.MEAN, local, axis=None))
+
+    return sync
+
+
 class _Backup:
     """Epoch-level checkpoints of model, optimizer, epoch and history."""
 
@@ -176,6 +205,7 @@ def fit(model, strategy, dataset, epochs, global_batch_size, steps_per_execution
     history = backup.restore() if backup else {}
     history = {"loss": history.get("loss", []), "accuracy": history.get("accuracy", [])}
     train_steps = make_train_function(model, strategy, global_batch_size)
+    sync = make_sync_function(model, strategy)
     distributed = distribute.distribute_dataset(strategy, dataset)
     chunks = [steps_per_execution] * (steps // steps_per_execution)
     if steps % steps_per_execution:
@@ -187,6 +217,7 @@ def fit(model, strategy, dataset, epochs, global_batch_size, steps_per_execution
         for n in chunks:
             loss, hits = train_steps(iterator, tf.constant(n))
             loss_sum, correct = loss_sum + float(loss), correct + float(hits)
+        sync()
         history["loss"].append(loss_sum / steps)
         history["accuracy"].append(correct / (steps * global_batch_size))
         if verbose:
