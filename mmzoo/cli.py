@@ -1,4 +1,4 @@
-"""The ``mmzoo`` command: ``mmzoo train``, ``mmzoo list``.
+"""The ``mmzoo`` command: ``mmzoo train``, ``mmzoo list``, ``mmzoo predict``, ``mmzoo export-tflite``.
 
 Bad options or names print a one-line message and exit with code 2.
 """
@@ -8,6 +8,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+
+from mmzoo import predict, tflite_cli
+
+# Subcommands implemented in their own modules: name -> (module with add_parser/run, its user-error type).
+_RUNNERS = {
+    "predict": (predict, predict.PredictError),
+    "export-tflite": (tflite_cli, tflite_cli.ExportTFLiteError),
+}
 
 
 def _parser():
@@ -39,6 +47,8 @@ def _parser():
     train.add_argument("--jit-compile", action="store_true", help="force XLA compilation")
     train.add_argument("--deterministic", action="store_true", help="enable TensorFlow op determinism")
     train.add_argument("--tiny", action="store_true", help="the zoo's tiny version of the model (smoke runs, tests)")
+    predict.add_parser(sub)
+    tflite_cli.add_parser(sub)
     return parser
 
 
@@ -56,6 +66,13 @@ def main(argv=None):
         for name in zoo.list_models():
             print(f"{name:34s} {zoo.get(name).summary}")
         return 0
+    if args.command in _RUNNERS:
+        module, error_type = _RUNNERS[args.command]
+        try:
+            return module.run(args)
+        except error_type as error:
+            print(f"mmzoo {args.command}: error: {error}", file=sys.stderr)
+            return 2
     from mmzoo import train
 
     try:

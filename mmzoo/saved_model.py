@@ -146,8 +146,7 @@ def _raw_fn(fn, columns):
     """The raw endpoint: decode each input with its column spec, check, then ``fn``."""
 
     def serve(inputs):
-        decoded = {n: raw_lib.decode(n, columns[n], inputs[n]) for n in sorted(inputs)}
-        return fn(_checked(decoded))
+        return fn(_checked(raw_lib.decode_all(columns, inputs)))
 
     return serve
 

@@ -205,3 +205,49 @@ def compare_with_float(model, path, inputs, labels):
         "accuracy_change": 100.0 * (lite_acc - float_acc),
         "max_abs_diff": float(np.max(np.abs(got - expected))),
     }
+
+
+def load_model(path):
+    """Loads a model to convert: a ``.keras`` file or an ``mmzoo.export`` SavedModel folder.
+
+    A SavedModel folder is wrapped as a Keras model (``keras.layers.TFSMLayer``
+    on its ``serving_default``) whose dict inputs are the export's inputs and
+    whose output is its ``probabilities`` (or ``scores``), so ``export_tflite``
+    and ``compare_with_float`` treat it like the original model.
+
+    Args:
+        path: A ``.keras`` file (``model.save``) or a SavedModel folder.
+
+    Returns:
+        A Keras model with dict inputs.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        ValueError: If ``path`` is neither a ``.keras`` file nor an mmzoo
+            export with one ``probabilities``/``scores`` output.
+
+    Example:
+
+    >>> model = load_model("saved_models/av_digits_concat")
+    >>> export_tflite(model, "av.tflite")
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file or folder (expected a .keras file or a SavedModel folder)")
+    if os.path.isfile(path):
+        if not path.endswith(".keras"):
+            raise ValueError(f"{path}: expected a .keras file (model.save) or a SavedModel folder")
+        import mmzoo  # noqa: F401, PLC0415 (registers mmzoo's serializable layers)
+
+        return keras.saving.load_model(path)
+    from mmzoo.serving.metadata import read_metadata  # noqa: PLC0415
+
+    metadata = read_metadata(path)
+    outputs = metadata["signatures"]["serving_default"]["outputs"]
+    key = next((k for k in ("probabilities", "scores") if k in outputs), None)
+    if key is None:
+        raise ValueError(f"{path}: serving_default returns {outputs}; TFLite conversion needs a model with one "
+                         f"`probabilities` or `scores` output (not a dual encoder).")
+    inputs = {n: keras.Input(tuple(s["shape"][1:]), dtype=s["dtype"], name=n) for n, s in metadata["inputs"].items()}
+    served = keras.layers.TFSMLayer(path, call_endpoint="serving_default", name="saved_model")
+    return keras.Model(inputs, served(inputs)[key], name=metadata["model_name"])

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import gzip
 import json
 import os
+import shutil
+import tempfile
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -89,3 +94,24 @@ def decode_with_data(columns, raw):
         else:
             out[key] = np.stack([column.decode_bytes(tf.constant(b)).numpy() for b in raw[key]])
     return out
+
+
+@functools.lru_cache(maxsize=None)
+def av_digits_export():
+    """``(model, path)``: tiny ``av_digits_concat`` exported with the ``"av_digits"`` preset.
+
+    Built once per test process and shared by the test modules (removed at exit).
+    """
+    keras.utils.set_random_seed(0)
+    model = mmzoo.zoo.build_tiny("av_digits_concat")
+    folder = tempfile.mkdtemp(prefix="mmzoo_av_export_")
+    atexit.register(shutil.rmtree, folder, True)
+    return model, mmzoo.export(model, os.path.join(folder, "av_digits"), preprocessing="av_digits")
+
+
+def av_digits_test_inputs(n):
+    """The first ``n`` examples of the embedded AV-digits test split (model inputs)."""
+    from mmzoo.data import av_digits  # noqa: PLC0415
+
+    inputs = av_digits.load_arrays()["test"][0]
+    return {k: v[:n] for k, v in inputs.items()}

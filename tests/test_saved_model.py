@@ -22,6 +22,8 @@ import tensorflow as tf
 import mmzoo
 from mmzoo import data
 from mmzoo import serving
+from mmzoo.data import av_digits
+from mmzoo.serving import audio as serving_audio
 from mmzoo.serving import read_metadata
 
 sys.path.insert(0, os.path.dirname(__file__))  # --import-mode=importlib: make the helper importable
@@ -183,10 +185,8 @@ def test_binary_model_outputs_threshold_class(exports):
 
 
 @pytest.fixture(scope="module")
-def av_export(tmp_path_factory):
-    keras.utils.set_random_seed(0)
-    model = mmzoo.zoo.build_tiny("av_digits_concat")
-    path = mmzoo.export(model, str(tmp_path_factory.mktemp("av") / "av_digits"), preprocessing="av_digits")
+def av_export():
+    model, path = fx.av_digits_export()
     pngs, _ = fx.mnist_pngs(2)
     wavs = [open(p, "rb").read() for p in fx.fsdd_paths(2)]
     return {"model": model, "path": path, "served": mmzoo.load(path), "raw": {"image": pngs, "audio": wavs}}
@@ -199,6 +199,36 @@ def test_preset_stores_class_names_and_mmzoo_load_predicts(av_export):
     assert out["probabilities"].shape == (2, 10)
     np.testing.assert_allclose(out["probabilities"].sum(axis=1), 1.0, atol=1e-5)
     assert [c.decode() for c in out["class_name"]] == [str(i) for i in out["class_id"]]
+
+
+def test_preset_audio_reproduces_the_training_recipe(av_export):
+    """serving_raw on real FSDD WAVs == serving_default on fit_waveform(read_wav_int16(path))."""
+    paths = [os.path.join(fx.data_dir(), "fsdd", "recordings", f) for f in ("3_george_7.wav", "9_yweweler_12.wav")]
+    paths += fx.fsdd_paths(2)
+    pngs, _ = fx.mnist_pngs(len(paths))
+    served = av_export["served"]
+    raw_out = served.predict_raw({"image": pngs, "audio": [open(p, "rb").read() for p in paths]})
+    columns, _ = serving.preset("av_digits")
+    images = np.stack([columns["image"].decode_bytes(tf.constant(b)).numpy() for b in pngs])
+    audio = np.stack([av_digits.fit_waveform(av_digits.read_wav_int16(p)[0]) for p in paths])
+    np.testing.assert_allclose(
+        np.stack([columns["audio"].decode_bytes(tf.io.read_file(p)).numpy() for p in paths]), audio, atol=1e-6
+    )
+    out = served.predict({"image": images, "audio": audio})
+    np.testing.assert_allclose(raw_out["probabilities"], out["probabilities"], atol=1e-4)
+    meta_audio = served.inputs["audio"]["raw"]
+    assert meta_audio["trim_leading_silence"] == {"frame": 32, "threshold": 0.05, "margin": 200}
+    assert meta_audio["peak_normalize"] == 0.9
+
+
+def test_fit_waveform_edge_cases_match_numpy():
+    rng = np.random.RandomState(0)
+    clips = [np.zeros(10), np.zeros(500), np.full(5, 0.1), rng.randn(7000) * 0.01,
+             np.concatenate([np.zeros(3000), rng.randn(2000)]), rng.randn(9000)]
+    for clip in clips:
+        clip = clip.astype(np.float32)
+        np.testing.assert_allclose(serving_audio.fit_waveform(tf.constant(clip), 4000).numpy(),
+                                   av_digits.fit_waveform(clip), atol=1e-6)
 
 
 def test_tfsm_layer_reloads_export(av_export):

@@ -15,6 +15,7 @@ FLOAT_ATOL = 1e-5
 FLOAT16_ATOL = 5e-3
 # Accuracy-drop bounds in points on the 250-example test split (measured: dynamic 0.0, int8 -2.4).
 MAX_DROP = {"dynamic": 2.0, "int8": 3.0}
+EPOCHS = 12  # fewer (6) leaves float accuracy near 0.45, too low to bound the int8 drop meaningfully
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +24,22 @@ def trained():
     arrays = av_digits.load_arrays()
     (x_train, y_train), (x_test, y_test) = arrays["train"], arrays["test"]
     model = mmzoo.build("av_digits_concat", image_filters=(8, 16), audio_filters=(8, 16), hidden=(32,))
-    model.fit(x_train, y_train, epochs=12, batch_size=64, verbose=0)
+    model.fit(x_train, y_train, epochs=EPOCHS, batch_size=64, verbose=0)
     return model, x_train, x_test, y_test
 
 
+@pytest.fixture(scope="module")
+def float_tflite(trained, tmp_path_factory):
+    return tflite.export_tflite(trained[0], str(tmp_path_factory.mktemp("tflite") / "float.tflite"))
+
+
 @pytest.mark.parametrize("quantize,atol", [(None, FLOAT_ATOL), ("float16", FLOAT16_ATOL)])
-def test_float_conversions_match_keras(trained, tmp_path, quantize, atol):
+def test_float_conversions_match_keras(trained, float_tflite, tmp_path, quantize, atol):
     model, _, x_test, y_test = trained
-    path = tflite.export_tflite(model, str(tmp_path / "m.tflite"), quantize=quantize)
+    if quantize is None:
+        path = float_tflite
+    else:
+        path = tflite.export_tflite(model, str(tmp_path / "m.tflite"), quantize=quantize)
     report = tflite.compare_with_float(model, path, {k: v[:50] for k, v in x_test.items()}, y_test[:50])
     assert report["max_abs_diff"] <= atol, report
 
@@ -45,7 +54,7 @@ def test_quantized_accuracy_drop_is_bounded(trained, tmp_path, quantize):
     assert report["accuracy_change"] >= -MAX_DROP[quantize], report
 
 
-def test_bad_arguments_are_named(trained, tmp_path):
+def test_bad_arguments_are_named(trained, float_tflite, tmp_path):
     model = trained[0]
     with pytest.raises(ValueError, match="`quantize` must be one of"):
         tflite.export_tflite(model, str(tmp_path / "m.tflite"), quantize="int4")
@@ -55,6 +64,5 @@ def test_bad_arguments_are_named(trained, tmp_path):
         tflite.export_tflite(model, str(tmp_path / "m.tflite"), quantize="int8", representative_data={"image": []})
     with pytest.raises(FileNotFoundError):
         tflite.TFLiteModel(str(tmp_path / "missing.tflite"))
-    path = tflite.export_tflite(model, str(tmp_path / "m.tflite"))
     with pytest.raises(ValueError, match="Input 'audio': expected shape"):
-        tflite.TFLiteModel(path).predict({"image": np.zeros((1, 28, 28, 1)), "audio": np.zeros((1, 10))})
+        tflite.TFLiteModel(float_tflite).predict({"image": np.zeros((1, 28, 28, 1)), "audio": np.zeros((1, 10))})

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from mmzoo.data import AudioColumn, ImageColumn
+from mmzoo.data import ImageColumn
 from mmzoo.data import av_digits as av_digits_data
+from mmzoo.serving.audio import FittedAudioColumn
 
 
 def _av_digits():
     columns = {
         "image": ImageColumn("image", av_digits_data.IMAGE_SHAPE),
-        "audio": AudioColumn("audio", av_digits_data.SAMPLE_RATE, av_digits_data.NUM_SAMPLES, crop="start"),
+        "audio": FittedAudioColumn("audio", av_digits_data.SAMPLE_RATE, av_digits_data.NUM_SAMPLES),
     }
     return columns, list(av_digits_data.CLASS_NAMES)
 
@@ -21,8 +22,10 @@ def preset(name):
     """Returns ``(columns, class_names)`` of a named serving preset.
 
     ``"av_digits"``: PNG/JPEG bytes of a digit -> grey ``(28, 28, 1)``; WAV
-    bytes -> mono 8 kHz, cropped/zero-padded at the end to 4,000 samples
-    (``mmzoo.data.decode_wav``); class names ``"0"``..``"9"``.
+    bytes -> mono 8 kHz, then the training recipe of the embedded audio
+    (``mmzoo.data.av_digits.fit_waveform`` as TF ops: leading silence
+    trimmed, cropped/zero-padded at the end to 4,000 samples, peak 0.9; see
+    ``mmzoo.serving.audio``); class names ``"0"``..``"9"``.
 
     Args:
         name: A key of ``PRESETS``.

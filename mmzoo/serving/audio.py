@@ -1,0 +1,103 @@
+"""The AV-digits audio recipe in TensorFlow ops, for ``serving_raw``.
+
+The embedded AV-digits training audio was made with
+``mmzoo.data.av_digits.fit_waveform`` (numpy): trim leading silence, crop or
+zero-pad at the end, peak-normalise. A model trained on it must see WAV bytes
+prepared the same way at serving time, so the ``"av_digits"`` serving preset
+decodes audio with ``FittedAudioColumn``, whose ``decode_bytes`` runs
+``fit_waveform`` below (graph ops only, so the SavedModel needs no mmzoo).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from mmzoo.data import AudioColumn
+from mmzoo.data import audio as audio_lib
+
+
+def fit_waveform(waveform, num_samples, frame=32, threshold=0.05, margin=200, peak=0.9):
+    """TensorFlow twin of ``mmzoo.data.av_digits.fit_waveform``.
+
+    The first ``frame``-sample frame whose RMS exceeds ``threshold`` times the
+    loudest frame's RMS marks the onset; the clip starts ``margin`` samples
+    before it (no trimming when the clip is shorter than one frame or silent).
+    The rest is cropped or zero-padded at the end to ``num_samples`` and scaled
+    so its peak is ``peak`` (an all-zero clip stays zero).
+
+    Args:
+        waveform: float32 ``(T,)``.
+        num_samples: Output length.
+        frame: Frame length of the RMS onset detector.
+        threshold: Onset threshold, a fraction of the loudest frame's RMS.
+        margin: Samples kept before the onset frame.
+        peak: Peak amplitude of the output.
+
+    Returns:
+        float32 ``(num_samples,)``.
+
+    Example:
+
+    >>> fit_waveform(tf.constant(samples), 4000).shape
+    TensorShape([4000])
+    """
+    waveform = tf.convert_to_tensor(waveform, tf.float32)
+    n_frames = tf.shape(waveform)[0] // frame
+    frames = tf.reshape(waveform[: n_frames * frame], [n_frames, frame])
+    rms = tf.sqrt(tf.reduce_mean(tf.square(frames), axis=1))
+    loud = rms > threshold * tf.reduce_max(rms)
+    # Index of the first loud frame; n_frames (-> no trim) when none is loud or there is no frame.
+    first = tf.reduce_min(tf.where(loud, tf.range(n_frames), n_frames))
+    start = tf.where(first < n_frames, tf.maximum(first * frame - margin, 0), 0)
+    out = audio_lib.fit_length(waveform[start:], num_samples, crop="start")
+    top = tf.reduce_max(tf.abs(out))
+    return tf.where(top > 0, out * (peak / tf.where(top > 0, top, 1.0)), out)
+
+
+class FittedAudioColumn(AudioColumn):
+    """A WAV column decoded with the AV-digits recipe (``fit_waveform``).
+
+    WAV bytes -> mono -> resampled to ``sample_rate`` -> leading silence
+    trimmed -> cropped/zero-padded at the end to ``num_samples`` -> peak
+    normalised. Use it where training audio went through
+    ``mmzoo.data.av_digits.fit_waveform``.
+
+    Args:
+        column: Manifest column of WAV paths.
+        sample_rate: Sample rate the model expects (files are resampled).
+        num_samples: Waveform length.
+        frame: Onset detector frame length (samples).
+        threshold: Onset threshold (fraction of the loudest frame's RMS).
+        margin: Samples kept before the onset.
+        peak: Output peak amplitude.
+
+    Raises:
+        ValueError: If an argument is invalid.
+
+    Example:
+
+    >>> column = FittedAudioColumn("audio", 8000, 4000)
+    >>> column.decode_bytes(tf.io.read_file("0_jackson_0.wav")).shape
+    TensorShape([4000])
+    """
+
+    def __init__(self, column, sample_rate, num_samples, frame=32, threshold=0.05, margin=200, peak=0.9):
+        super().__init__(column, sample_rate, num_samples, crop="start")
+        for arg, value in (("frame", frame), ("margin", margin)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if arg == "frame" else 0):
+                raise ValueError(f"`{arg}` must be a {'positive' if arg == 'frame' else 'non-negative'} integer. "
+                                 f"Received: {arg}={value!r}")
+        for arg, value in (("threshold", threshold), ("peak", peak)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"`{arg}` must be a positive number. Received: {arg}={value!r}")
+        self.frame, self.threshold, self.margin, self.peak = frame, float(threshold), margin, float(peak)
+
+    def decode_bytes(self, contents):
+        waveform, rate = tf.audio.decode_wav(contents)
+        waveform = audio_lib.resample(audio_lib.mono(waveform), rate, self.sample_rate)
+        return fit_waveform(waveform, self.num_samples, self.frame, self.threshold, self.margin, self.peak)
+
+    def serving_config(self):
+        """The recipe's parameters, for the export's metadata."""
+        return {"trim_leading_silence": {"frame": self.frame, "threshold": self.threshold, "margin": self.margin},
+                "peak_normalize": self.peak}

@@ -1,0 +1,138 @@
+"""``mmzoo predict`` and ``mmzoo export-tflite`` on a real export and real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import mmzoo
+from mmzoo import cli
+
+sys.path.insert(0, os.path.dirname(__file__))  # --import-mode=importlib: make the helper importable
+import serving_fixtures as fx  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """An exported AV-digits model, two real PNGs and two real FSDD WAVs in one folder."""
+    _, path = fx.av_digits_export()
+    folder = tmp_path_factory.mktemp("files")
+    pngs, _ = fx.mnist_pngs(2)
+    out = {"export": path, "folder": folder, "images": [], "wavs": fx.fsdd_paths(2)}
+    for i, png in enumerate(pngs):
+        (folder / f"digit{i}.png").write_bytes(png)
+        out["images"].append(str(folder / f"digit{i}.png"))
+    (folder / "short.wav").write_bytes(open(out["wavs"][0], "rb").read()[:100])
+    return out
+
+
+def _run(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _expected(files):
+    served = mmzoo.load(files["export"])
+    raw = {"image": [open(p, "rb").read() for p in files["images"]], "audio": [open(p, "rb").read() for p in files["wavs"]]}
+    return served.predict_raw(raw)["probabilities"]
+
+
+def test_flags_print_class_and_probability_per_example(files, capsys):
+    argv = ["predict", files["export"]]
+    for image, wav in zip(files["images"], files["wavs"]):
+        argv += ["--image", image, "--audio", wav]
+    code, out, err = _run(capsys, *argv, "--top-k", "2")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    expected = _expected(files)
+    assert len(lines) == 2
+    for line, probabilities, wav in zip(lines, expected, files["wavs"]):
+        label, top = line.split("\t")
+        assert os.path.basename(wav) in label
+        best = int(np.argmax(probabilities))
+        assert top.startswith(f"{best} ({probabilities[best]:.4f})"), (top, probabilities)
+        assert len(top.split("  ")) == 2
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "csv"])
+def test_manifest_paths_are_relative_to_the_manifest(files, capsys, kind):
+    folder = files["folder"]
+    rows = [{"image": os.path.basename(i), "audio": os.path.relpath(w, folder)}
+            for i, w in zip(files["images"], files["wavs"])]
+    manifest = folder / f"batch.{kind}"
+    if kind == "jsonl":
+        manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        manifest.write_text("image,audio\n" + "".join(f"{r['image']},{r['audio']}\n" for r in rows))
+    code, out, err = _run(capsys, "predict", files["export"], "--manifest", manifest, "--json")
+    assert code == 0, err
+    records = [json.loads(line) for line in out.strip().splitlines()]
+    expected = _expected(files)
+    assert [r["predictions"][0]["class"] for r in records] == [str(int(np.argmax(p))) for p in expected]
+    np.testing.assert_allclose([r["predictions"][0]["probability"] for r in records], expected.max(axis=1), atol=1e-6)
+
+
+def _bad_cases(files):
+    image, wav, folder = files["images"][0], files["wavs"][0], files["folder"]
+    (folder / "bad.jsonl").write_text('{"image": "digit0.png"}\n')
+    (folder / "broken.jsonl").write_text("{not json\n")
+    return {
+        "missing file": (["--image", folder / "nope.png", "--audio", wav], "nope.png: file not found (input 'image')"),
+        "png as audio": (["--image", image, "--audio", image], "digit0.png: not a WAV file (input 'audio'"),
+        "wav as image": (["--image", wav, "--audio", wav], "not a PNG, JPEG, GIF or BMP image (input 'image')"),
+        "missing input": (["--image", image], "missing input 'audio'"),
+        "unknown input": (["--image", image, "--audio", wav, "--text", "seven"], "--text: this model has no 'text' input"),
+        "counts differ": (["--image", image, "--image", image, "--audio", wav], "same number of values"),
+        "truncated wav": (["--image", image, "--image", image, "--audio", wav, "--audio", folder / "short.wav"],
+                          "short.wav"),
+        "manifest row": (["--manifest", folder / "bad.jsonl"], "example 1: missing input 'audio'"),
+        "manifest json": (["--manifest", folder / "broken.jsonl"], "line 1: not valid JSON"),
+        "manifest type": (["--manifest", image], "expected a .jsonl or .csv file"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case", ["missing file", "png as audio", "wav as image", "missing input", "unknown input", "counts differ",
+             "truncated wav", "manifest row", "manifest json", "manifest type"],
+)
+def test_bad_inputs_exit_2_with_one_line_naming_the_problem(files, capsys, case):
+    args, expected = _bad_cases(files)[case]
+    code, out, err = _run(capsys, "predict", files["export"], *args)
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("mmzoo predict: error: ") and expected in err, err
+
+
+def test_not_an_export_is_a_clear_error(files, capsys):
+    code, _, err = _run(capsys, "predict", files["folder"], "--image", files["images"][0])
+    assert code == 2 and "No SavedModel at" in err, err
+    code, _, err = _run(capsys, "predict", files["folder"] / "missing", "--image", files["images"][0])
+    assert code == 2 and "no such folder" in err, err
+
+
+def test_export_tflite_converts_an_export_and_reports_accuracy(files, capsys, tmp_path):
+    out_file = tmp_path / "av.tflite"
+    code, out, err = _run(capsys, "export-tflite", files["export"], out_file, "--quantize", "none")
+    assert code == 0, err
+    assert out_file.is_file() and f"wrote {out_file}" in out
+    assert "AV-digits test split (250 examples)" in out and "(+0.0 points)" in out, out
+    served = mmzoo.load(files["export"])
+    x = {k: np.asarray(v) for k, v in fx.av_digits_test_inputs(4).items()}
+    expected = served.predict(x)["probabilities"]
+    np.testing.assert_allclose(mmzoo.tflite.TFLiteModel(str(out_file)).predict(x), expected, atol=1e-5)
+
+
+def test_export_tflite_bad_arguments(files, capsys, tmp_path):
+    code, _, err = _run(capsys, "export-tflite", tmp_path / "missing.keras", tmp_path / "m.tflite")
+    assert code == 2 and "missing.keras: no such file or folder" in err, err
+    code, _, err = _run(capsys, "export-tflite", files["export"], tmp_path / "m.bin")
+    assert code == 2 and "expected a .tflite file name" in err, err
+    (tmp_path / "notes.txt").write_text("x")
+    code, _, err = _run(capsys, "export-tflite", tmp_path / "notes.txt", tmp_path / "m.tflite")
+    assert code == 2 and "expected a .keras file" in err, err
