@@ -165,9 +165,17 @@ class _Backup:
         self.manager.save()
 
     def delete(self):
+        """Removes this task's files; the last task to finish removes ``backup_dir``."""
         distribute.cleanup_write_dir(self.write_path, self.backup_dir)
-        if distribute.is_chief():
-            shutil.rmtree(self.backup_dir, ignore_errors=True)
+        if distribute.is_chief():  # keep the workers' temporary folders: they may still be saving
+            for name in os.listdir(self.backup_dir):
+                if not name.startswith("workertemp_"):
+                    path = os.path.join(self.backup_dir, name)
+                    shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        try:
+            os.rmdir(self.backup_dir)
+        except OSError:
+            pass  # another task still has files there; it removes the folder when done
 
 
 def fit(model, strategy, dataset, epochs, global_batch_size, steps_per_execution=1, backup_dir=None, verbose=0):

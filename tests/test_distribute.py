@@ -1,0 +1,115 @@
+"""tf.distribute: strategy selection, chief logic, precision policy, two-worker training."""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from mmzoo import distribute
+
+
+def _env(**extra):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("TF_CONFIG", None)
+    return {**env, **extra}
+
+
+def test_strategy_kinds_and_errors():
+    assert distribute.strategy("default") is tf.distribute.get_strategy()
+    assert distribute.strategy("auto").num_replicas_in_sync == 1  # no TPU, no GPU here
+    with pytest.raises(ValueError, match=r"Received: kind='gpu'"):
+        distribute.strategy("gpu")
+    with pytest.raises(ValueError, match="no TPU was found"):
+        distribute.strategy("tpu")
+
+
+def test_chief_logic_follows_tf_config(monkeypatch):
+    cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+    assert distribute.is_chief("worker", 0, cluster)
+    assert not distribute.is_chief("worker", 1, cluster)
+    assert not distribute.is_chief("worker", 0, {**cluster, "chief": ["127.0.0.1:3"]})
+    assert distribute.is_chief("chief", 0, {**cluster, "chief": ["127.0.0.1:3"]})
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert distribute.is_chief() and distribute.task() == (None, None)
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}}))
+    assert distribute.task() == ("worker", 1) and not distribute.is_chief()
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
+        distribute.tf_config()
+
+
+def test_worker_writes_to_a_temporary_folder_that_is_removed(tmp_path, monkeypatch):
+    cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}}))
+    with distribute.chief_output_dir(str(tmp_path)) as out:
+        assert out == str(tmp_path / "workertemp_1")
+        (tmp_path / "workertemp_1" / "x.txt").write_text("x")
+    assert not (tmp_path / "workertemp_1").exists()
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}))
+    with distribute.chief_output_dir(str(tmp_path)) as out:
+        assert out == str(tmp_path)
+    assert tmp_path.exists()
+
+
+def test_precision_policy_is_restored_and_validated():
+    import keras
+
+    before = keras.config.dtype_policy().name
+    with distribute.precision_policy("mixed_bfloat16"):
+        assert keras.config.dtype_policy().name == "mixed_bfloat16"
+    assert keras.config.dtype_policy().name == before
+    with pytest.raises(ValueError, match="Received: precision='fp8'"):
+        with distribute.precision_policy("fp8"):
+            pass
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_train_with_identical_weights_and_chief_exports(tmp_path):
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    out = tmp_path / "out"
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "mmzoo.cli", "train", "--strategy", "multi_worker", "--tiny", "--epochs", "2",
+                 "--batch-size", "32", "--steps-per-execution", "4", "--output-dir", str(out),
+                 "--backup-dir", str(tmp_path / "backup")],
+                env=_env(TF_CONFIG=tf_config), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+        )
+    try:
+        outputs = [proc.communicate(timeout=240) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    for proc, (_, stderr) in zip(procs, outputs):
+        assert proc.returncode == 0, stderr[-3000:]
+    results = [stdout for stdout, _ in outputs]
+    digests = [re.search(r"weights sha256: ([0-9a-f]{64})", s).group(1) for s in results]
+    assert digests[0] == digests[1], "the workers' weights differ after training"
+    assert "non-chief worker" in results[1] and "wrote saved_model" in results[0]
+    assert not (out / "workertemp_1").exists() and not (tmp_path / "backup").exists()
+    with open(out / "av_digits_concat.metrics.json") as f:
+        metrics = json.load(f)
+    assert metrics["strategy"] == "CollectiveAllReduceStrategy" and metrics["num_replicas"] == 2  # MWMS class
+    assert len(metrics["history"]["loss"]) == 2 and metrics["weights_sha256"] == digests[0]
+    served = tf.saved_model.load(str(out / "av_digits_concat"))
+    inputs = {"image": tf.zeros((1, 28, 28, 1)), "audio": tf.zeros((1, 4000))}
+    outputs = served.signatures["serving_default"](**inputs)
+    assert any(v.shape[0] == 1 for v in outputs.values())

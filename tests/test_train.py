@@ -1,0 +1,73 @@
+"""``train_and_evaluate`` and ``mmzoo train``: the main job, its options and its errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import pytest
+
+from mmzoo import train
+
+
+def _cli(*args, timeout=120):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.run([sys.executable, "-m", "mmzoo.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_main_job_beats_chance_widely_and_writes_outputs(tmp_path):
+    result = train.train_and_evaluate(
+        epochs=4, output_dir=str(tmp_path), verbose=0, seed=0, steps_per_execution=4, precision="float32",
+        image_filters=(8, 16), audio_filters=(8, 16), hidden=(64,), learning_rate=3e-3,
+    )
+    assert result["test"]["accuracy"] >= 0.6, result["test"]
+    assert result["chief"] and len(result["history"]["loss"]) == 4
+    for kind in ("curves", "confusion", "metrics"):
+        assert os.path.exists(result["paths"][kind]), kind
+    assert os.path.exists(os.path.join(result["paths"]["saved_model"], "saved_model.pb"))
+    with open(result["paths"]["metrics"]) as f:
+        metrics = json.load(f)
+    assert metrics["weights_sha256"] == train.weights_digest(result["model"])
+    assert metrics["strategy"] and metrics["num_replicas"] == 1
+
+
+def test_precision_is_applied_then_restored(tmp_path):
+    before = keras.config.dtype_policy().name
+    result = train.train_and_evaluate(
+        epochs=1, output_dir=str(tmp_path), verbose=0, export_model=False, precision="mixed_bfloat16",
+        **{"image_filters": (4,), "audio_filters": (4,), "hidden": (8,)},
+    )
+    assert result["model"].dtype_policy.name == "mixed_bfloat16"
+    assert keras.config.dtype_policy().name == before
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"precision": "fp16"}, "Received: precision='fp16'"),
+        ({"steps_per_execution": 0}, "Received: steps_per_execution=0"),
+        ({"strategy": "gpu"}, "Received: kind='gpu'"),
+        ({"strategy": 3}, "Received: strategy=3"),
+        ({"jit_compile": "yes"}, "Received: jit_compile='yes'"),
+        ({"model_name": "nope"}, "Unknown zoo model 'nope'"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        train.train_and_evaluate(**kwargs)
+
+
+def test_cli_errors_exit_2_with_one_line():
+    unknown = _cli("train", "--model", "nope")
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip().splitlines()[-1].startswith("mmzoo train: error: Unknown zoo model 'nope'")
+    bad_choice = _cli("train", "--strategy", "gpu")
+    assert bad_choice.returncode == 2 and "invalid choice: 'gpu'" in bad_choice.stderr
+    bad_steps = _cli("train", "--steps-per-execution", "0")
+    assert bad_steps.returncode == 2 and "steps_per_execution=0" in bad_steps.stderr
+    no_tpu = _cli("train", "--strategy", "tpu")
+    assert no_tpu.returncode == 2 and "no TPU was found" in no_tpu.stderr
+    nothing = _cli()
+    assert nothing.returncode == 2
