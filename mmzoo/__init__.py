@@ -1,6 +1,6 @@
 """mmzoo: a Keras 3 / TensorFlow model zoo for multimodal deep learning."""
 
-from mmzoo import branches, datasets, fusion, heads, layers, retrieval, zoo
+from mmzoo import branches, datasets, distribute, finetune, fusion, heads, layers, retrieval, zoo
 from mmzoo.compose import compile_model, compose
 from mmzoo.saved_model import export, load
 from mmzoo.tflite import export_tflite
@@ -14,8 +14,10 @@ __all__ = [
     "compile_model",
     "compose",
     "datasets",
+    "distribute",
     "export",
     "export_tflite",
+    "finetune",
     "fusion",
     "heads",
     "layers",

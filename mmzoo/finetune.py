@@ -13,6 +13,7 @@ its layers with the branch name). Changing ``trainable`` needs a re-compile;
 from __future__ import annotations
 
 import numbers
+import os
 
 import keras
 
@@ -167,6 +168,7 @@ def two_phase_fit(
     finetune_learning_rate=1e-5,
     lr_multipliers=None,
     keep_batchnorm_frozen=True,
+    backup_dir=None,
     **fit_kwargs,
 ):
     """Trains the head with the encoders frozen, then everything at a lower rate.
@@ -187,6 +189,11 @@ def two_phase_fit(
         finetune_learning_rate: Phase-2 learning rate.
         lr_multipliers: Optional ``{branch: factor}`` for phase 2.
         keep_batchnorm_frozen: See ``unfreeze``.
+        backup_dir: Optional folder for preemption-safe training: each phase
+            gets its own ``keras.callbacks.BackupAndRestore`` in
+            ``{backup_dir}/phase1`` and ``{backup_dir}/phase2``, so a run
+            restarted with the same call resumes the phase it was in (a
+            shared folder would restore phase 2's state into phase 1).
         **fit_kwargs: Further ``model.fit`` arguments (``validation_data``,
             ``batch_size``, ``callbacks``, ``verbose``...).
 
@@ -214,9 +221,16 @@ def two_phase_fit(
         return optimizer_cls.from_config({**base_config, "learning_rate": rate})
 
     x, y = (train_data if isinstance(train_data, tuple) else (train_data, None))
+    callbacks = list(fit_kwargs.pop("callbacks", None) or [])
+
+    def phase_callbacks(phase):
+        if backup_dir is None:
+            return callbacks
+        return [*callbacks, keras.callbacks.BackupAndRestore(os.path.join(backup_dir, phase))]
+
     freeze(model, encoders)
     _recompile(model, optimizer(learning_rate))
-    first = model.fit(x, y, epochs=head_epochs, **fit_kwargs)
+    first = model.fit(x, y, epochs=head_epochs, callbacks=phase_callbacks("phase1"), **fit_kwargs)
     if not finetune_epochs:
         return first, None
     unfreeze(model, encoders, keep_batchnorm_frozen=keep_batchnorm_frozen)
@@ -224,5 +238,5 @@ def two_phase_fit(
     if lr_multipliers:
         phase2 = with_lr_multipliers(phase2, model, lr_multipliers)
     _recompile(model, phase2)
-    second = model.fit(x, y, epochs=finetune_epochs, **fit_kwargs)
+    second = model.fit(x, y, epochs=finetune_epochs, callbacks=phase_callbacks("phase2"), **fit_kwargs)
     return first, second

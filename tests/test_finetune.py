@@ -86,3 +86,26 @@ def test_lr_multipliers_scale_each_branch_update():
         np.testing.assert_allclose(w.numpy() - before[w.path], -0.1 * factor * tf.convert_to_tensor(grads[w.path]).numpy(), atol=1e-6)
     with pytest.raises(ValueError, match="multipliers"):
         finetune.with_lr_multipliers(keras.optimizers.SGD(0.1), model, {"image": 0})
+
+
+def test_two_phase_backups_are_per_phase(tmp_path):
+    model = _model()
+    x, y = _data()
+
+    class Preempt(keras.callbacks.Callback):
+        calls = 0
+
+        def on_train_begin(self, logs=None):
+            Preempt.calls += 1
+
+        def on_epoch_end(self, epoch, logs=None):
+            if Preempt.calls == 2 and epoch == 1:  # phase 2, after its first backup
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        finetune.two_phase_fit(
+            model, (x, y), ["image"], head_epochs=1, finetune_epochs=3, batch_size=8, verbose=0,
+            backup_dir=str(tmp_path), callbacks=[Preempt()],
+        )
+    assert not (tmp_path / "phase1").exists()  # phase 1 finished: its backup is removed
+    assert (tmp_path / "phase2").is_dir()  # phase 2 was interrupted: its backup is kept

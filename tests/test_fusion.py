@@ -100,5 +100,6 @@ def test_compose_with_each_fusion_trains_a_step(real_data):
         image = branches.image_cnn((28, 28, 1), filters=(4,), name="image")
         audio = branches.audio_conv1d(2000, filters=(4,), name="audio")
         model = mmzoo.compose([image, audio], fusion=name, head=heads.multiclass(3), hidden=(8,))
+        model.run_eagerly = True  # one step: tracing would cost more than it saves
         loss = model.train_on_batch(x, y)
         assert np.isfinite(loss).all(), name

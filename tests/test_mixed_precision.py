@@ -16,6 +16,7 @@ def test_trains_a_step_with_float32_outputs(name, policy, real_data):
     with distribute.precision_policy(policy):
         keras.utils.set_random_seed(0)
         model = zoo.build_tiny(name)
+        model.run_eagerly = True  # one step: tracing would cost more than it saves
         x = {k: v[:8] for k, v in real_data.inputs_for(model).items()}
         y = real_data.labels_for(model)
         loss = model.train_on_batch(x, None if y is None else y[:8])

@@ -131,6 +131,7 @@ def _hub_weights(model):
 
 @pytest.mark.parametrize("kind", ["image", "audio", "text"])
 def test_trainable_hub_branch_fine_tunes_and_exports(kind, hub_dir, tmp_path):
+    keras.utils.set_random_seed(0)
     branch = _branch(kind, hub_dir, trainable=True)
     model = _model(branch)
     hub_weights = _hub_weights(model)
