@@ -130,7 +130,7 @@ def train_and_evaluate(
     steps_per_epoch = None
     if multi_worker:  # every worker must run the same number of steps
         train_ds, _ = load(batch_size=batch_size, seed=seed, drop_remainder=True)
-    elif backup_dir is not None:
+    else:  # per-epoch order fixed by (seed, epoch): resumable, and the same under MirroredStrategy
         train_ds, steps_per_epoch = _epoch_seeded_train_ds(load, batch_size, seed, _epochs_done(backup_dir), epochs)
 
     with distribute.precision_policy(precision):
@@ -236,6 +236,8 @@ class _ResumableHistory(keras.callbacks.Callback):
 
 def _epochs_done(backup_dir):
     """Finished epochs recorded by ``BackupAndRestore`` in ``backup_dir`` (0 when none)."""
+    if backup_dir is None:
+        return 0
     path = os.path.join(backup_dir, "training_metadata.json")
     if not os.path.exists(path):
         return 0
@@ -247,17 +249,26 @@ def _epoch_seeded_train_ds(load, batch_size, seed, first_epoch, epochs):
     """Training batches of epochs ``first_epoch..epochs-1``, each shuffled by ``(seed, epoch)`` alone.
 
     A run resumed from a backup then sees exactly the batches the
-    uninterrupted run would have seen. Returns ``(dataset, steps_per_epoch)``.
+    uninterrupted run would have seen, and a ``MirroredStrategy`` run the
+    same global batches as a single-device one. Returns ``(dataset,
+    steps_per_epoch)``.
     """
     ordered, _ = load(batch_size=batch_size, shuffle=False, seed=seed)
     steps = int(ordered.cardinality())
     examples = ordered.unbatch()
 
     def one_epoch(epoch):
-        return examples.shuffle(steps * batch_size, seed=seed * 1_000_003 + epoch).batch(batch_size)
+        # reshuffle_each_iteration=False: a distributed copy of the dataset (MirroredStrategy
+        # re-creates it on its devices) must draw the same order, which re-seeded reshuffling
+        # does not.
+        order = examples.shuffle(steps * batch_size, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False)
+        return order.batch(batch_size)
 
-    epochs_ds = tf.data.Dataset.range(first_epoch, max(epochs, first_epoch + 1))
-    return epochs_ds.flat_map(one_epoch).prefetch(tf.data.AUTOTUNE), steps
+    epoch_datasets = [one_epoch(epoch) for epoch in range(first_epoch, max(epochs, first_epoch + 1))]
+    train_ds = epoch_datasets[0]
+    for ds in epoch_datasets[1:]:
+        train_ds = train_ds.concatenate(ds)
+    return train_ds.prefetch(tf.data.AUTOTUNE), steps
 
 
 def _backup_callbacks(backup_dir):

@@ -62,7 +62,7 @@ def spectrogram_frontend(
         x = keras.layers.Permute((2, 1), name=f"{name}_time_major")(x)
     else:
         x = Spectrogram(frame_length, frame_step, dtype="float32", name=f"{name}_stft")(waveform)
-    return keras.layers.BatchNormalization(name=f"{name}_spec_norm")(x)
+    return keras.layers.BatchNormalization(synchronized=True, name=f"{name}_spec_norm")(x)
 
 
 def audio_conv1d(

@@ -81,7 +81,7 @@ def image_cnn(
             width, kernel_size, padding=padding, use_bias=not batch_norm, name=f"{name}_conv{i}"
         )(x)
         if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+            x = keras.layers.BatchNormalization(synchronized=True, name=f"{name}_bn{i}")(x)
         x = keras.layers.Activation(activation, name=f"{name}_act{i}")(x)
         if pool_size > 1:
             if min(x.shape[1], x.shape[2]) < pool_size:
@@ -100,14 +100,16 @@ def _residual_block(x, filters, stride, bottleneck, name):
     shortcut = x
     if stride != 1 or x.shape[-1] != out_width:
         shortcut = keras.layers.Conv2D(out_width, 1, strides=stride, use_bias=False, name=f"{name}_0_conv")(x)
-        shortcut = keras.layers.BatchNormalization(epsilon=1.001e-5, name=f"{name}_0_bn")(shortcut)
+        shortcut = keras.layers.BatchNormalization(
+            epsilon=1.001e-5, synchronized=True, name=f"{name}_0_bn"
+        )(shortcut)
     if bottleneck:
         convs = [(filters, 1, stride), (filters, 3, 1), (out_width, 1, 1)]
     else:
         convs = [(filters, 3, stride), (filters, 3, 1)]
     for j, (width, kernel, s) in enumerate(convs, start=1):
         x = keras.layers.Conv2D(width, kernel, strides=s, padding="same", use_bias=False, name=f"{name}_{j}_conv")(x)
-        x = keras.layers.BatchNormalization(epsilon=1.001e-5, name=f"{name}_{j}_bn")(x)
+        x = keras.layers.BatchNormalization(epsilon=1.001e-5, synchronized=True, name=f"{name}_{j}_bn")(x)
         if j < len(convs):
             x = keras.layers.Activation("relu", name=f"{name}_{j}_relu")(x)
     x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
@@ -163,7 +165,7 @@ def image_resnet(
 
     inputs = keras.Input(input_shape, name=name)
     x = keras.layers.Conv2D(stem_filters, 7, strides=2, padding="same", use_bias=False, name=f"{name}_stem_conv")(inputs)
-    x = keras.layers.BatchNormalization(epsilon=1.001e-5, name=f"{name}_stem_bn")(x)
+    x = keras.layers.BatchNormalization(epsilon=1.001e-5, synchronized=True, name=f"{name}_stem_bn")(x)
     x = keras.layers.Activation("relu", name=f"{name}_stem_relu")(x)
     x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_stem_pool")(x)
     for stage, (blocks, width) in enumerate(zip(stack_sizes, filters), start=2):
