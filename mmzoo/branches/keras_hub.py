@@ -12,12 +12,12 @@ lazily, so ``import mmzoo`` does not pay for it.
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
 from mmzoo import _validation as check
 from mmzoo._offline import KERAS_HUB_LOCAL_COPY, fetch
 from mmzoo.branches.image import reduce_feature_map
 from mmzoo.branches.pretrained import PretrainedBranch
+from mmzoo.data.keras_hub_tokenizer import KerasHubTokenizer
 from mmzoo.layers import SequencePooling, TokenIdsToEncoderInputs
 
 
@@ -54,23 +54,8 @@ def _backbone(preset_or_backbone, name, trainable):
     return backbone
 
 
-class KerasHubTextPreprocessor(tf.Module):
-    """A KerasHub text preprocessor as a ``tf.data`` map: strings -> int32 token ids.
-
-    Args:
-        preprocessor: A KerasHub ``TextClassifierPreprocessor`` (tokenizer
-            and packer with ``[CLS]``/``[SEP]``, padding id 0).
-    """
-
-    def __init__(self, preprocessor):
-        super().__init__(name="keras_hub_text_preprocessor")
-        self.preprocessor = preprocessor
-        self.sequence_length = preprocessor.sequence_length
-
-    def __call__(self, texts):
-        texts = tf.convert_to_tensor(texts, tf.string)
-        outputs = self.preprocessor(texts)
-        return tf.cast(outputs["token_ids"] if isinstance(outputs, dict) else outputs, tf.int32)
+# The branch's preprocessor is a mmzoo tokenizer (``save``/``load_tokenizer``, usable in ``TextColumn``).
+KerasHubTextPreprocessor = KerasHubTokenizer
 
 
 def text_keras_hub(preset_or_backbone, sequence_length=128, reduction="pooled", trainable=True, preprocessor=None,
@@ -93,8 +78,11 @@ def text_keras_hub(preset_or_backbone, sequence_length=128, reduction="pooled", 
         name: Input name and layer-name prefix.
 
     Returns:
-        A ``PretrainedBranch`` whose ``preprocessor`` maps strings to ids
-        (``None`` when no preprocessor is known).
+        A ``PretrainedBranch`` whose ``preprocessor`` is a
+        ``mmzoo.data.KerasHubTokenizer`` mapping strings to int32 ids
+        (``None`` when no preprocessor is known): pass it to
+        ``mmzoo.data.TextColumn`` for ``make_dataset`` and
+        ``mmzoo.export(preprocessing=...)``.
 
     Raises:
         ValueError: If an argument is invalid.
@@ -104,6 +92,9 @@ def text_keras_hub(preset_or_backbone, sequence_length=128, reduction="pooled", 
 
     >>> text = branches.text_keras_hub("presets/bert_tiny_en_uncased", sequence_length=64)
     >>> train = branches.apply_preprocessors(raw_train.batch(32), [text])
+    >>> columns = {"text": data.TextColumn("annotation", text.preprocessor),
+    ...            "image": data.ImageColumn("image", (224, 224, 3))}
+    >>> mmzoo.export(model, "saved_models/emoji", preprocessing=columns)
     """
     import keras_hub
 
@@ -126,8 +117,7 @@ def text_keras_hub(preset_or_backbone, sequence_length=128, reduction="pooled", 
     if preprocessor is None and isinstance(preset_or_backbone, str):
         preprocessor = _load("preprocessor", preset_or_backbone, keras_hub.models.TextClassifierPreprocessor)
     if preprocessor is not None:
-        preprocessor.sequence_length = sequence_length
-        preprocessor = KerasHubTextPreprocessor(preprocessor)
+        preprocessor = KerasHubTokenizer(preprocessor, sequence_length)
     inputs = keras.Input((sequence_length,), dtype="int32", name=name)
     encoder_inputs = TokenIdsToEncoderInputs(
         "token_ids", "padding_mask", "segment_ids" if "segment_ids" in keys else None, name=f"{name}_encoder_inputs"

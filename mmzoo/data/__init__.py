@@ -31,6 +31,7 @@ from mmzoo.data.balance import class_counts, class_weights, rebalance
 from mmzoo.data.columns import AudioColumn, ImageColumn, LabelColumn, TextColumn
 from mmzoo.data.emoji import GROUPS, DatasetInfo, emoji_groups, emoji_retrieval, openmoji_manifests
 from mmzoo.data.image import decode_image, load_image
+from mmzoo.data.keras_hub_tokenizer import KerasHubTokenizer
 from mmzoo.data.manifest import Manifest, from_csv, from_jsonl, from_lists, from_records, read_manifest
 from mmzoo.data.paths import resolve_data_dir
 from mmzoo.data.pipeline import BadRowError, ErrorReport, make_dataset
@@ -44,6 +45,7 @@ __all__ = [
     "ErrorReport",
     "GROUPS",
     "ImageColumn",
+    "KerasHubTokenizer",
     "LabelColumn",
     "Manifest",
     "TextColumn",

@@ -12,7 +12,9 @@ Both pad with id 0 and truncate to ``sequence_length``, return int32, and
 ``save(folder)`` / ``load_tokenizer(folder)`` round-trip exactly (a
 ``tokenizer.json`` config plus ``vocab.txt``, one token per line, line ``i`` =
 id ``i``). Both are ``tf.Module``s, so an exported serving function can track
-their lookup tables.
+their lookup tables. ``load_tokenizer`` also reads the third kind,
+``mmzoo.data.KerasHubTokenizer`` (a KerasHub text preprocessor, the
+``preprocessor`` of ``branches.text_keras_hub``).
 """
 
 from __future__ import annotations
@@ -377,17 +379,27 @@ class WordPieceTokenizer(tf.Module):
         )
 
 
-_KINDS = {VocabTokenizer.kind: VocabTokenizer, WordPieceTokenizer.kind: WordPieceTokenizer}
+_KINDS = {VocabTokenizer.kind: VocabTokenizer, WordPieceTokenizer.kind: WordPieceTokenizer, "keras_hub": None}
+
+
+def _tokenizer_class(kind):
+    """The class of a saved ``kind``; ``KerasHubTokenizer`` is imported lazily (keras_hub is heavy)."""
+    if kind == "keras_hub":
+        from mmzoo.data.keras_hub_tokenizer import KerasHubTokenizer  # noqa: PLC0415
+
+        return KerasHubTokenizer
+    return _KINDS[kind]
 
 
 def load_tokenizer(folder):
     """Loads a tokenizer written by ``save(folder)``; it produces identical ids.
 
     Args:
-        folder: The folder holding ``tokenizer.json`` and ``vocab.txt``.
+        folder: The folder holding ``tokenizer.json`` and ``vocab.txt`` (or,
+            for a ``KerasHubTokenizer``, its ``preset`` folder).
 
     Returns:
-        A ``VocabTokenizer`` or ``WordPieceTokenizer``.
+        A ``VocabTokenizer``, ``WordPieceTokenizer`` or ``KerasHubTokenizer``.
 
     Raises:
         FileNotFoundError: If a file is missing.
@@ -409,4 +421,4 @@ def load_tokenizer(folder):
             f"kind one of {sorted(_KINDS)}). Received: format_version={config.get('format_version')!r}, "
             f"kind={config.get('kind')!r}"
         )
-    return _KINDS[config["kind"]].from_folder(os.fspath(folder), config)
+    return _tokenizer_class(config["kind"]).from_folder(os.fspath(folder), config)

@@ -1,6 +1,9 @@
 """KerasHub branches from local presets (tiny random BERT and ResNet, no network) on real OpenMoji data."""
 
 import json
+import subprocess
+import sys
+import textwrap
 
 import keras
 import numpy as np
@@ -8,16 +11,39 @@ import pytest
 import tensorflow as tf
 
 import mmzoo
-from mmzoo import branches, heads
+from mmzoo import branches, data, heads
 
 SEQ = 12
 IMAGE = (32, 32, 3)
 
 
+# A fresh interpreter with plain TensorFlow (no mmzoo, no keras_hub) serves raw strings and PNG bytes.
+RAW_SERVING_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the KerasHub tokenizer's ops)
+
+    arrays = np.load(sys.argv[1], allow_pickle=True)
+    serve = tf.saved_model.load(sys.argv[2]).signatures["serving_raw"]
+    out = serve(text=tf.constant(list(arrays["texts"]), tf.string), image=tf.constant(list(arrays["pngs"]), tf.string))
+    print(float(np.max(np.abs(out["probabilities"].numpy() - arrays["expected"]))))
+    """
+)
+
+
 @pytest.fixture(scope="module")
-def openmoji_batch(shared_data):
+def openmoji_pngs(shared_data):
+    """The first 8 OpenMoji rows and their PNG bytes."""
     rows = [json.loads(line) for line in open(shared_data / "openmoji" / "openmoji.jsonl")][:8]
     pngs = [tf.io.read_file(str(shared_data / "openmoji" / "images" / f"{r['hexcode']}.png")) for r in rows]
+    return rows, [p.numpy() for p in pngs]
+
+
+@pytest.fixture(scope="module")
+def openmoji_batch(openmoji_pngs):
+    rows, pngs = openmoji_pngs
     rgba = tf.cast(tf.stack([tf.io.decode_png(p, 4) for p in pngs]), tf.float32) / 255.0
     images = tf.image.resize(rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:]), IMAGE[:2]).numpy()
     texts = [r["annotation"] for r in rows]
@@ -50,7 +76,7 @@ def presets(tmp_path_factory, openmoji_batch):
     return {"bert": str(root / "bert"), "resnet": str(root / "resnet"), "bert_backbone": bert}
 
 
-def test_image_text_model_from_local_presets_trains_and_exports(presets, openmoji_batch, tmp_path):
+def test_image_text_model_from_local_presets_trains_and_exports(presets, openmoji_batch, openmoji_pngs, tmp_path):
     images, texts, labels = openmoji_batch
     text = branches.text_keras_hub(presets["bert"], sequence_length=SEQ)
     image = branches.image_keras_hub(presets["resnet"], IMAGE)
@@ -69,10 +95,27 @@ def test_image_text_model_from_local_presets_trains_and_exports(presets, openmoj
     assert not np.allclose(bert_before, model.get_layer("text_backbone").weights[0].numpy())
 
     expected = model.predict(features, verbose=0)
-    mmzoo.export(model, str(tmp_path / "export"))
-    served = tf.saved_model.load(str(tmp_path / "export")).signatures["serving_default"]
+    # serving_raw decodes with the mmzoo.data columns of training; the branch's preprocessor is their tokenizer.
+    columns = {"text": data.TextColumn("annotation", text.preprocessor), "image": data.ImageColumn("image", IMAGE)}
+    _, pngs = openmoji_pngs
+    decoded = {"text": tf.stack([columns["text"].decode(t) for t in texts]),
+               "image": tf.stack([columns["image"].decode_bytes(p) for p in pngs])}
+    np.testing.assert_array_equal(decoded["text"].numpy(), ids)  # TextColumn == the branch's tf.data ids
+    expected_raw = model.predict(decoded, verbose=0)
+    export = str(tmp_path / "export")
+    mmzoo.export(model, export, preprocessing=columns)
+    served = tf.saved_model.load(export).signatures["serving_default"]
     got = served(text=features["text"], image=tf.constant(images))["probabilities"]
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+    reloaded = data.load_tokenizer(tmp_path / "export" / "assets" / "tokenizers" / "text")
+    assert isinstance(reloaded, data.KerasHubTokenizer) and reloaded.sequence_length == SEQ
+    np.testing.assert_array_equal(reloaded(tf.constant(texts)).numpy(), ids)
+    np.savez(tmp_path / "raw.npz", texts=np.array(texts, object), pngs=np.array(pngs, object), expected=expected_raw)
+    result = subprocess.run([sys.executable, "-c", RAW_SERVING_SCRIPT, str(tmp_path / "raw.npz"), export],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert float(result.stdout.strip().splitlines()[-1]) <= 1e-5
 
 
 def test_backbone_object_and_mean_pooling(presets):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmzoo.data import tokenizers
+from mmzoo.data import KerasHubTokenizer, tokenizers
 
 TEXTS = ["grinning face", "grinning squinting face", "red heart", "cat face"]
 
@@ -76,3 +76,26 @@ def test_bad_arguments_are_named(tmp_path):
         tokenizers.VocabTokenizer.fit([], 4)
     with pytest.raises(FileNotFoundError, match="tokenizer config"):
         tokenizers.load_tokenizer(tmp_path)
+
+
+def test_keras_hub_tokenizer_matches_preprocessor_and_reloads_offline(tmp_path):
+    import keras_hub
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "grinning", "face", "cat"]
+    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
+        keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=True), sequence_length=8
+    )
+    tok = KerasHubTokenizer(preprocessor, sequence_length=6)
+    assert tok.sequence_length == 6 and tok.vocab_size == len(vocab)
+    ids = tok(tf.constant(["Grinning face", "cat zebra"]))
+    assert ids.dtype == tf.int32 and ids.numpy().tolist() == [[2, 5, 6, 3, 0, 0], [2, 7, 1, 3, 0, 0]]
+    np.testing.assert_array_equal(ids.numpy(), preprocessor(tf.constant(["Grinning face", "cat zebra"]))["token_ids"])
+    assert tok(tf.constant("grinning cat")).numpy().tolist() == [2, 5, 7, 3, 0, 0]  # a scalar, as in TextColumn
+    fn = tf.function(lambda s: tok(s), input_signature=[tf.TensorSpec([None], tf.string)])
+    np.testing.assert_array_equal(fn(tf.constant(TEXTS)).numpy(), tok(tf.constant(TEXTS)).numpy())
+    tok.save(tmp_path / "tok")
+    again = tokenizers.load_tokenizer(tmp_path / "tok")
+    assert isinstance(again, KerasHubTokenizer) and again.get_config() == tok.get_config()
+    np.testing.assert_array_equal(again(tf.constant(TEXTS)).numpy(), tok(tf.constant(TEXTS)).numpy())
+    with pytest.raises(ValueError, match="`preprocessor`"):
+        KerasHubTokenizer(preprocessor.tokenizer)
