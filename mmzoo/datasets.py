@@ -16,6 +16,7 @@ working directory (see ``mmzoo.data.resolve_data_dir``).
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from mmzoo.data import av_digits as _av_digits
@@ -25,7 +26,9 @@ from mmzoo.data.emoji import emoji_groups, emoji_retrieval
 __all__ = ["av_digits", "emoji_groups", "emoji_retrieval"]
 
 
-def av_digits(batch_size=32, shuffle=True, seed=0, degraded=True, drop_remainder=False, data_dir=None):
+def av_digits(
+    batch_size=32, shuffle=True, seed=0, degraded=True, drop_remainder=False, data_dir=None, clean_train_copy=True
+):
     """The AV-digits task: MNIST image + spoken digit -> digit (10 classes).
 
     With ``data_dir=None``, the embedded copy: 1,000 train and 250 test pairs
@@ -34,6 +37,12 @@ def av_digits(batch_size=32, shuffle=True, seed=0, degraded=True, drop_remainder
     2,250 train (FSDD index 5-49) and 250 test (index 0-4) pairs. See
     ``mmzoo.data.av_digits`` for the pairing, split and degradation recipe.
 
+    The test split is degraded (the benchmark: each modality alone is weak).
+    The train split holds each pair twice by default, degraded and clean, so
+    a trained model also recognises clean real inputs (a PNG and a WAV served
+    through ``serving_raw``); a model trained on degraded pairs alone scores
+    0.38 on the clean test pairs.
+
     Args:
         batch_size: Examples per batch.
         shuffle: Shuffle the train split each epoch.
@@ -41,6 +50,9 @@ def av_digits(batch_size=32, shuffle=True, seed=0, degraded=True, drop_remainder
         degraded: Apply the recipe's noise/occlusion (default) so that fusion
             matters; ``False`` gives the clean pairs.
         drop_remainder: Drop the last partial batch (static shapes for TPU/XLA).
+        clean_train_copy: With ``degraded``, add the clean version of every
+            train pair to the train split (doubling it). ``False`` trains on
+            the degraded pairs only.
         data_dir: ``None`` for the embedded copy, or the shared data folder
             for the full size (``mmzoo.data.resolve_data_dir()`` finds it
             from ``$MMZOO_DATA`` or ``../shared/data``).
@@ -62,10 +74,19 @@ def av_digits(batch_size=32, shuffle=True, seed=0, degraded=True, drop_remainder
     """
     if not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
-    if data_dir is None:
-        arrays = _av_digits.load_arrays(degraded=degraded)
-    else:
-        arrays = _load_full_arrays(data_dir, degraded=degraded)
+
+    def load(degraded):
+        if data_dir is None:
+            return _av_digits.load_arrays(degraded=degraded)
+        return _load_full_arrays(data_dir, degraded=degraded)
+
+    arrays = load(degraded)
+    if degraded and clean_train_copy:
+        (inputs, labels), (clean_inputs, clean_labels) = arrays["train"], load(False)["train"]
+        arrays["train"] = (
+            {k: np.concatenate([inputs[k], clean_inputs[k]]) for k in inputs},
+            np.concatenate([labels, clean_labels]),
+        )
     out = []
     for split in ("train", "test"):
         inputs, labels = arrays[split]

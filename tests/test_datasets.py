@@ -9,7 +9,7 @@ def test_embedded_av_digits_default():
     train_ds, test_ds = mmzoo.datasets.av_digits()
     x, y = next(iter(train_ds))
     assert x["image"].shape == (32, 28, 28, 1) and x["audio"].shape == (32, 4000) and y.dtype == tf.int32
-    assert sum(len(y) for _, y in test_ds) == 250 and sum(len(y) for _, y in train_ds) == 1000
+    assert sum(len(y) for _, y in test_ds) == 250 and sum(len(y) for _, y in train_ds) == 2000  # degraded + clean copy
 
 
 def test_av_digits_full_size_matches_embedded_recipe(tmp_path):
