@@ -6,9 +6,11 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 from mmzoo import train
+from mmzoo.data import av_digits
 
 
 def _cli(*args, timeout=120):
@@ -31,6 +33,10 @@ def test_main_job_beats_chance_widely_and_writes_outputs(tmp_path):
         metrics = json.load(f)
     assert metrics["weights_sha256"] == train.weights_digest(result["model"])
     assert metrics["strategy"] and metrics["num_replicas"] == 1
+    # The exported model must also work on clean real inputs (the train split holds clean copies).
+    clean_inputs, clean_labels = av_digits.load_arrays(degraded=False)["test"]
+    clean = np.argmax(result["model"].predict(clean_inputs, verbose=0), -1)
+    assert (clean == clean_labels).mean() >= 0.8
 
 
 def test_precision_is_applied_then_restored(tmp_path):
