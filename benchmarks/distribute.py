@@ -24,7 +24,7 @@ tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfigu
 import keras  # noqa: E402
 
 import mmzoo  # noqa: E402
-from mmzoo import distribute  # noqa: E402
+from mmzoo.training import distribute  # noqa: E402
 
 
 def throughput(model_name, strategy, precision, jit_compile, epochs, batch_size):

@@ -43,9 +43,9 @@ def _model_rate(model, ds, steps):
     return steps * batch / (time.perf_counter() - start)
 
 
-def _dual_encoder(vocab_size, sequence_length):
+def _dual_encoder(vocabulary_size, sequence_length):
     image = branches.image_cnn((72, 72, 3), filters=(32, 64))
-    text = branches.text_embedding(sequence_length=sequence_length, vocab_size=vocab_size)
+    text = branches.text_embedding(sequence_length=sequence_length, vocabulary_size=vocabulary_size)
     a = keras.layers.UnitNormalization()(keras.layers.Dense(64)(image.features))
     b = keras.layers.UnitNormalization()(keras.layers.Dense(64)(text.features))
     logits = keras.layers.Lambda(lambda t: tf.matmul(t[0], t[1], transpose_b=True) * 10.0)([a, b])
@@ -75,7 +75,7 @@ def tasks(data_dir, batch_size):
 
     def groups_model():
         return mmzoo.compose(
-            [branches.image_cnn((72, 72, 3)), branches.text_embedding(sequence_length=32, vocab_size=info.vocab_size)],
+            [branches.image_cnn((72, 72, 3)), branches.text_embedding(sequence_length=32, vocabulary_size=info.vocabulary_size)],
             head=heads.multiclass(11),
         )
 
@@ -89,7 +89,7 @@ def tasks(data_dir, batch_size):
     return [
         ("av_digits (full, in-memory arrays)", av, av_model),
         ("emoji_groups", groups, groups_model),
-        ("emoji_retrieval", retrieval, lambda: _dual_encoder(rinfo.vocab_size, 16)),
+        ("emoji_retrieval", retrieval, lambda: _dual_encoder(rinfo.vocabulary_size, 16)),
     ]
 
 

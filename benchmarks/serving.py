@@ -30,8 +30,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import mmzoo  # noqa: E402
-from mmzoo import tflite  # noqa: E402
-from mmzoo.data import av_digits  # noqa: E402
+from mmzoo.serving import tflite  # noqa: E402
+from mmzoo.datasets import av_digits_recipe as av_digits  # noqa: E402
 
 BATCH = 64
 

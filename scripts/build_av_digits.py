@@ -1,7 +1,7 @@
 """Builds the embedded AV-digits dataset from ``../shared/data``.
 
 Usage:
-    python scripts/build_av_digits.py [--data ../shared/data] [--out mmzoo/data/embedded/av_digits.npz]
+    python scripts/build_av_digits.py [--data ../shared/data] [--out mmzoo/datasets/embedded/av_digits.npz]
 
 Keeps FSDD test recordings (index 0-4) and train recordings with index 5-24,
 pairs each with an MNIST image of the same digit and stores the audio as
@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from mmzoo.data import av_digits
+from mmzoo.datasets import av_digits_recipe as av_digits
 
 
 def main():

@@ -2,6 +2,7 @@
 
 import json
 import os
+import wave
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -47,7 +48,7 @@ class RealData:
         self.texts = [r["annotation"] for r in rows]
         groups = sorted({r["group"] for r in rows})
         self.groups = np.array([groups.index(r["group"]) for r in rows])
-        from mmzoo.data import av_digits
+        from mmzoo.datasets import av_digits_recipe as av_digits
 
         wavs = sorted((root / "fsdd" / "recordings").glob("*.wav"))[: self.n]
         self.waves = [av_digits.read_wav_int16(str(p))[0] for p in wavs]
@@ -108,3 +109,26 @@ class RealData:
 def real_data(shared_data):
     """A ``RealData`` of 64 real examples."""
     return RealData(shared_data)
+
+
+@pytest.fixture(scope="session")
+def data_dir(shared_data):
+    """The shared real data folder (alias used by the data and dataset tests)."""
+    return shared_data
+
+
+def _write_wav(path, samples, rate, channels=1):
+    """Writes float samples in [-1, 1] ((T,) or (T, channels)) as 16-bit PCM."""
+    pcm = (np.clip(np.asarray(samples), -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    return path
+
+
+@pytest.fixture
+def write_wav():
+    """``write_wav(path, samples, rate, channels=1)`` -> path."""
+    return _write_wav

@@ -20,13 +20,13 @@ def _waveform_input(num_samples, name):
 
 
 def spectrogram_frontend(
-    waveform, sample_rate, frontend="mel", frame_length=256, frame_step=128, num_mel_bins=40, name="audio"
+    waveform, sampling_rate, frontend="mel", frame_length=256, frame_step=128, num_mel_bins=40, name="audio"
 ):
     """Turns ``(batch, samples)`` waveforms into ``(batch, frames, bins)`` log spectra.
 
     Args:
         waveform: Symbolic ``(batch, samples)`` tensor.
-        sample_rate: Sampling rate in Hz (used by the mel filter bank).
+        sampling_rate: Sampling rate in Hz (used by the mel filter bank).
         frontend: ``"mel"`` (log-mel, ``keras.layers.MelSpectrogram``) or
             ``"stft"`` (log-magnitude STFT, ``mmzoo.layers.Spectrogram``).
         frame_length: STFT window in samples.
@@ -40,7 +40,7 @@ def spectrogram_frontend(
     Raises:
         ValueError: If an argument is invalid.
     """
-    check.positive_int("sample_rate", sample_rate)
+    check.positive_int("sampling_rate", sampling_rate)
     check.choice("frontend", frontend, {"mel", "stft"})
     check.positive_int("frame_length", frame_length)
     check.positive_int("frame_step", frame_step)
@@ -53,9 +53,9 @@ def spectrogram_frontend(
         x = keras.layers.MelSpectrogram(
             fft_length=frame_length,
             sequence_stride=frame_step,
-            sampling_rate=sample_rate,
+            sampling_rate=sampling_rate,
             num_mel_bins=num_mel_bins,
-            max_freq=sample_rate / 2,
+            max_freq=sampling_rate / 2,
             dtype="float32",
             name=f"{name}_mel",
         )(waveform)
@@ -125,7 +125,7 @@ def audio_conv1d(
 
 def audio_spectrogram_cnn(
     num_samples=4000,
-    sample_rate=8000,
+    sampling_rate=8000,
     frontend="mel",
     frame_length=256,
     frame_step=128,
@@ -139,7 +139,7 @@ def audio_spectrogram_cnn(
 
     Args:
         num_samples: Samples per waveform.
-        sample_rate: Sampling rate in Hz.
+        sampling_rate: Sampling rate in Hz.
         frontend: ``"mel"`` or ``"stft"`` (see ``spectrogram_frontend``).
         frame_length: STFT window in samples.
         frame_step: Hop in samples.
@@ -157,7 +157,7 @@ def audio_spectrogram_cnn(
 
     Example:
 
-    >>> audio = branches.audio_spectrogram_cnn(num_samples=8000, sample_rate=8000)
+    >>> audio = branches.audio_spectrogram_cnn(num_samples=8000, sampling_rate=8000)
     >>> audio.features.shape
     (None, 64)
     """
@@ -165,7 +165,7 @@ def audio_spectrogram_cnn(
     filters = check.positive_ints("filters", filters)
     check.positive_int("kernel_size", kernel_size)
     check.choice("reduction", reduction, {"avg", "max", "flatten"})
-    x = spectrogram_frontend(inputs, sample_rate, frontend, frame_length, frame_step, num_mel_bins, name)
+    x = spectrogram_frontend(inputs, sampling_rate, frontend, frame_length, frame_step, num_mel_bins, name)
     x = keras.layers.Reshape((x.shape[1], x.shape[2], 1), name=f"{name}_image")(x)
     for i, width in enumerate(filters, start=1):
         x = keras.layers.Conv2D(width, kernel_size, padding="same", activation="relu", name=f"{name}_conv{i}")(x)
@@ -176,7 +176,7 @@ def audio_spectrogram_cnn(
 
 def audio_rnn(
     num_samples=4000,
-    sample_rate=8000,
+    sampling_rate=8000,
     frontend="mel",
     frame_length=256,
     frame_step=128,
@@ -191,7 +191,7 @@ def audio_rnn(
 
     Args:
         num_samples: Samples per waveform.
-        sample_rate: Sampling rate in Hz.
+        sampling_rate: Sampling rate in Hz.
         frontend: ``"mel"`` or ``"stft"``.
         frame_length: STFT window in samples.
         frame_step: Hop in samples.
@@ -216,6 +216,6 @@ def audio_rnn(
     """
     inputs = _waveform_input(num_samples, name)
     check.choice("rnn", rnn, {"simple", "lstm", "gru"})
-    x = spectrogram_frontend(inputs, sample_rate, frontend, frame_length, frame_step, num_mel_bins, name)
+    x = spectrogram_frontend(inputs, sampling_rate, frontend, frame_length, frame_step, num_mel_bins, name)
     x = recurrent_stack(x, rnn, units, num_layers, bidirectional, name)
     return Branch(name, inputs, x, "audio")

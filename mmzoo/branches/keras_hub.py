@@ -17,7 +17,7 @@ from mmzoo import _validation as check
 from mmzoo._offline import KERAS_HUB_LOCAL_COPY, fetch
 from mmzoo.branches.image import reduce_feature_map
 from mmzoo.branches.pretrained import PretrainedBranch
-from mmzoo.data.keras_hub_tokenizer import KerasHubTokenizer
+from mmzoo.data.tokenizers.keras_hub import KerasHubTokenizer
 from mmzoo.layers import SequencePooling, TokenIdsToEncoderInputs
 
 

@@ -12,19 +12,19 @@ from mmzoo import _validation as check
 from mmzoo.branches.base import Branch, recurrent_stack
 from mmzoo.layers import SequencePooling, TokenAndPositionEmbedding, TransformerEncoder
 
-def _token_input(sequence_length, vocab_size, name):
+def _token_input(sequence_length, vocabulary_size, name):
     check.positive_int("sequence_length", sequence_length)
-    check.positive_int("vocab_size", vocab_size)
+    check.positive_int("vocabulary_size", vocabulary_size)
     check.identifier("name", name)
     return keras.Input((sequence_length,), dtype="int32", name=name)
 
 
-def text_embedding(sequence_length=100, vocab_size=10000, embedding_dim=64, reduction="avg", name="text"):
+def text_embedding(sequence_length=100, vocabulary_size=10000, embedding_dim=64, reduction="avg", name="text"):
     """Token embedding followed by a pooling or a flatten.
 
     Args:
         sequence_length: Token ids per example.
-        vocab_size: Number of distinct ids (id 0 is padding).
+        vocabulary_size: Number of distinct ids (id 0 is padding).
         embedding_dim: Embedding width.
         reduction: ``"avg"`` or ``"max"`` (pooling over non-padding tokens)
             or ``"flatten"`` (position-aware, ``sequence_length *
@@ -39,15 +39,15 @@ def text_embedding(sequence_length=100, vocab_size=10000, embedding_dim=64, redu
 
     Example:
 
-    >>> text = branches.text_embedding(sequence_length=100, vocab_size=10000)
+    >>> text = branches.text_embedding(sequence_length=100, vocabulary_size=10000)
     >>> text.features.shape
     (None, 64)
     """
-    inputs = _token_input(sequence_length, vocab_size, name)
+    inputs = _token_input(sequence_length, vocabulary_size, name)
     check.positive_int("embedding_dim", embedding_dim)
     check.choice("reduction", reduction, {"avg", "max", "flatten"})
     x = keras.layers.Embedding(
-        vocab_size, embedding_dim, mask_zero=reduction != "flatten", name=f"{name}_embedding"
+        vocabulary_size, embedding_dim, mask_zero=reduction != "flatten", name=f"{name}_embedding"
     )(inputs)
     if reduction == "flatten":
         features = keras.layers.Flatten(name=f"{name}_flatten")(x)
@@ -58,7 +58,7 @@ def text_embedding(sequence_length=100, vocab_size=10000, embedding_dim=64, redu
 
 def text_rnn(
     sequence_length=100,
-    vocab_size=10000,
+    vocabulary_size=10000,
     embedding_dim=64,
     rnn="lstm",
     units=64,
@@ -71,7 +71,7 @@ def text_rnn(
 
     Args:
         sequence_length: Token ids per example.
-        vocab_size: Number of distinct ids.
+        vocabulary_size: Number of distinct ids.
         embedding_dim: Embedding width.
         rnn: ``"simple"`` (SimpleRNN), ``"lstm"`` or ``"gru"``.
         units: Units of each recurrent layer.
@@ -92,10 +92,10 @@ def text_rnn(
     >>> text.features.shape
     (None, 128)
     """
-    inputs = _token_input(sequence_length, vocab_size, name)
+    inputs = _token_input(sequence_length, vocabulary_size, name)
     check.positive_int("embedding_dim", embedding_dim)
     check.choice("rnn", rnn, {"simple", "lstm", "gru"})
-    x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=bool(mask_padding), name=f"{name}_embedding")(
+    x = keras.layers.Embedding(vocabulary_size, embedding_dim, mask_zero=bool(mask_padding), name=f"{name}_embedding")(
         inputs
     )
     x = recurrent_stack(x, rnn, units, num_layers, bidirectional, name)
@@ -104,7 +104,7 @@ def text_rnn(
 
 def text_transformer(
     sequence_length=128,
-    vocab_size=10000,
+    vocabulary_size=10000,
     embed_dim=64,
     num_heads=4,
     intermediate_dim=128,
@@ -121,7 +121,7 @@ def text_transformer(
 
     Args:
         sequence_length: Token ids per example (also the number of positions).
-        vocab_size: Number of distinct ids.
+        vocabulary_size: Number of distinct ids.
         embed_dim: Model width; must be divisible by ``num_heads``.
         num_heads: Attention heads.
         intermediate_dim: Feed-forward width.
@@ -146,7 +146,7 @@ def text_transformer(
     >>> text.features.shape
     (None, 64)
     """
-    inputs = _token_input(sequence_length, vocab_size, name)
+    inputs = _token_input(sequence_length, vocabulary_size, name)
     check.positive_int("embed_dim", embed_dim)
     check.positive_int("num_heads", num_heads)
     if embed_dim % num_heads:
@@ -157,7 +157,7 @@ def text_transformer(
     check.positive_int("num_layers", num_layers)
     check.fraction("dropout", dropout)
     check.choice("reduction", reduction, {"avg", "max", "first"})
-    x = TokenAndPositionEmbedding(vocab_size, sequence_length, embed_dim, name=f"{name}_embeddings")(inputs)
+    x = TokenAndPositionEmbedding(vocabulary_size, sequence_length, embed_dim, name=f"{name}_embeddings")(inputs)
     x = keras.layers.LayerNormalization(epsilon=1e-12, name=f"{name}_embeddings_norm")(x)
     x = keras.layers.Dropout(dropout, name=f"{name}_embeddings_dropout")(x)
     for i in range(1, num_layers + 1):
@@ -170,7 +170,7 @@ def text_transformer(
 
 def text_bert(
     sequence_length=128,
-    vocab_size=30522,
+    vocabulary_size=30522,
     hidden_dim=768,
     num_layers=12,
     num_heads=12,
@@ -187,7 +187,7 @@ def text_bert(
 
     Args:
         sequence_length: Token ids per example (first id is ``[CLS]``).
-        vocab_size: WordPiece vocabulary size.
+        vocabulary_size: WordPiece vocabulary size.
         hidden_dim: Model width.
         num_layers: Encoder blocks.
         num_heads: Attention heads.
@@ -210,7 +210,7 @@ def text_bert(
     """
     return text_transformer(
         sequence_length=sequence_length,
-        vocab_size=vocab_size,
+        vocabulary_size=vocabulary_size,
         embed_dim=hidden_dim,
         num_heads=num_heads,
         intermediate_dim=intermediate_dim,

@@ -4,7 +4,7 @@ Manifests (CSV / JSONL / Python lists) name the files and text of each
 example; column specs map manifest columns to model inputs and decode them
 inside ``tf.data``; tokenizers turn text into int32 ids; ``make_dataset``
 builds the parallel, cached, shuffled, batched pipeline with a bad-row
-policy; loaders build the shared real tasks.
+policy. The ready datasets built on it live in ``mmzoo.datasets``.
 
 Example:
 
@@ -26,24 +26,19 @@ from mmzoo.data.audio import (
     resample,
 )
 from mmzoo.data.augment import audio_augmentation, chain, image_augmentation, spec_augment
-from mmzoo.data.av_digits_full import load_full_arrays
 from mmzoo.data.balance import class_counts, class_weights, rebalance
 from mmzoo.data.columns import AudioColumn, ImageColumn, LabelColumn, TextColumn
-from mmzoo.data.emoji import GROUPS, DatasetInfo, emoji_groups, emoji_retrieval, openmoji_manifests
 from mmzoo.data.image import decode_image, load_image
-from mmzoo.data.keras_hub_tokenizer import KerasHubTokenizer
 from mmzoo.data.manifest import Manifest, from_csv, from_jsonl, from_lists, from_records, read_manifest
 from mmzoo.data.paths import resolve_data_dir
 from mmzoo.data.pipeline import BadRowError, ErrorReport, make_dataset
 from mmzoo.data.splits import hash_split, split_of
-from mmzoo.data.tokenizers import VocabTokenizer, WordPieceTokenizer, load_tokenizer
+from mmzoo.data.tokenizers import KerasHubTokenizer, VocabTokenizer, WordPieceTokenizer, load_tokenizer
 
 __all__ = [
     "AudioColumn",
     "BadRowError",
-    "DatasetInfo",
     "ErrorReport",
-    "GROUPS",
     "ImageColumn",
     "KerasHubTokenizer",
     "LabelColumn",
@@ -59,8 +54,6 @@ __all__ = [
     "class_weights",
     "decode_image",
     "decode_wav",
-    "emoji_groups",
-    "emoji_retrieval",
     "fit_length",
     "from_csv",
     "from_jsonl",
@@ -68,11 +61,9 @@ __all__ = [
     "from_records",
     "hash_split",
     "image_augmentation",
-    "load_full_arrays",
     "load_image",
     "load_tokenizer",
     "make_dataset",
-    "openmoji_manifests",
     "read_manifest",
     "rebalance",
     "resample",

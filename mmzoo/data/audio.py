@@ -100,12 +100,12 @@ def fit_length(waveform, num_samples, crop="start"):
     return tf.ensure_shape(out, (num_samples,))
 
 
-def decode_wav(contents, sample_rate, num_samples, crop="start"):
-    """Decodes WAV bytes to a mono waveform at ``sample_rate``, fixed length.
+def decode_wav(contents, sampling_rate, num_samples, crop="start"):
+    """Decodes WAV bytes to a mono waveform at ``sampling_rate``, fixed length.
 
     Args:
         contents: A scalar ``tf.string`` holding a 16-bit PCM WAV file.
-        sample_rate: Output sample rate; other rates are resampled.
+        sampling_rate: Output sample rate; other rates are resampled.
         num_samples: Output length (crop or zero-pad at the end).
         crop: ``"start"``, ``"center"`` or ``"end"`` (see ``fit_length``).
 
@@ -123,10 +123,10 @@ def decode_wav(contents, sample_rate, num_samples, crop="start"):
     >>> decode_wav(wav, 8000, 4000).shape
     TensorShape([4000])
     """
-    sample_rate = check.positive_int("sample_rate", sample_rate)
+    sampling_rate = check.positive_int("sampling_rate", sampling_rate)
     num_samples = check.positive_int("num_samples", num_samples)
     waveform, rate = tf.audio.decode_wav(contents)
-    waveform = resample(mono(waveform), rate, sample_rate)
+    waveform = resample(mono(waveform), rate, sampling_rate)
     return fit_length(waveform, num_samples, crop)
 
 
@@ -192,12 +192,12 @@ def compressed_audio_decoder(extension):
     return decode_compressed
 
 
-def audio_decoder(path_or_extension, sample_rate, num_samples, crop="start", source_rate=None):
+def audio_decoder(path_or_extension, sampling_rate, num_samples, crop="start", source_rate=None):
     """Picks the decoder for a file type: ``bytes -> (num_samples,) float32``.
 
     Args:
         path_or_extension: A file path or an extension such as ``".wav"``.
-        sample_rate: Output sample rate.
+        sampling_rate: Output sample rate.
         num_samples: Output length.
         crop: ``"start"``, ``"center"`` or ``"end"``.
         source_rate: Sample rate of compressed files (their decoders do not
@@ -216,13 +216,13 @@ def audio_decoder(path_or_extension, sample_rate, num_samples, crop="start", sou
     """
     extension = os.path.splitext(os.fspath(path_or_extension))[1].lower() or os.fspath(path_or_extension).lower()
     if extension in WAV_EXTENSIONS:
-        return lambda contents: decode_wav(contents, sample_rate, num_samples, crop)
+        return lambda contents: decode_wav(contents, sampling_rate, num_samples, crop)
     decode = compressed_audio_decoder(extension)
     if source_rate is None:
         raise ValueError(f"`source_rate` is required to decode {extension} files. Received: source_rate=None")
 
     def decode_compressed(contents):
-        waveform = resample(mono(decode(contents)), source_rate, sample_rate)
+        waveform = resample(mono(decode(contents)), source_rate, sampling_rate)
         return fit_length(waveform, num_samples, crop)
 
     return decode_compressed

@@ -104,7 +104,7 @@ class AudioColumn(FileColumn):
 
     Args:
         column: Manifest column of audio paths.
-        sample_rate: Sample rate the model expects (files are resampled).
+        sampling_rate: Sample rate the model expects (files are resampled).
         num_samples: Waveform length (crop or zero-pad).
         crop: Which part of a longer clip to keep: ``"start"``, ``"center"``
             or ``"end"``.
@@ -115,12 +115,12 @@ class AudioColumn(FileColumn):
 
     Example:
 
-    >>> AudioColumn("wav", sample_rate=8000, num_samples=4000, crop="center")
+    >>> AudioColumn("wav", sampling_rate=8000, num_samples=4000, crop="center")
     """
 
-    def __init__(self, column, sample_rate, num_samples, crop="start", source_rate=None):
+    def __init__(self, column, sampling_rate, num_samples, crop="start", source_rate=None):
         super().__init__(column)
-        self.sample_rate = check.positive_int("sample_rate", sample_rate)
+        self.sampling_rate = check.positive_int("sampling_rate", sampling_rate)
         self.num_samples = check.positive_int("num_samples", num_samples)
         self.crop = check.choice("crop", crop, set(audio_lib.CROP_MODES))
         self.source_rate = source_rate
@@ -150,11 +150,11 @@ class AudioColumn(FileColumn):
                 f"supported: {list(audio_lib.WAV_EXTENSIONS + audio_lib.COMPRESSED_EXTENSIONS)}."
             )
         self._decode = audio_lib.audio_decoder(
-            extension or ".wav", self.sample_rate, self.num_samples, self.crop, self.source_rate
+            extension or ".wav", self.sampling_rate, self.num_samples, self.crop, self.source_rate
         )
 
     def decode_bytes(self, contents):
-        decode = self._decode or audio_lib.audio_decoder(".wav", self.sample_rate, self.num_samples, self.crop)
+        decode = self._decode or audio_lib.audio_decoder(".wav", self.sampling_rate, self.num_samples, self.crop)
         return decode(contents)
 
 

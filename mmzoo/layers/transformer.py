@@ -16,7 +16,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
     ``TransformerEncoder`` blocks and masked poolings honour.
 
     Args:
-        vocab_size: Number of token ids (ids are in ``[0, vocab_size)``).
+        vocabulary_size: Number of token ids (ids are in ``[0, vocabulary_size)``).
         sequence_length: Maximum sequence length (positions).
         embed_dim: Embedding width.
         **kwargs: Standard layer arguments.
@@ -25,12 +25,12 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
     Output shape: ``(batch, length, embed_dim)``.
     """
 
-    def __init__(self, vocab_size, sequence_length, embed_dim, **kwargs):
+    def __init__(self, vocabulary_size, sequence_length, embed_dim, **kwargs):
         super().__init__(**kwargs)
-        self.vocab_size = check.positive_int("vocab_size", vocab_size)
+        self.vocabulary_size = check.positive_int("vocabulary_size", vocabulary_size)
         self.sequence_length = check.positive_int("sequence_length", sequence_length)
         self.embed_dim = check.positive_int("embed_dim", embed_dim)
-        self.token_embedding = keras.layers.Embedding(vocab_size, embed_dim, name="token_embedding")
+        self.token_embedding = keras.layers.Embedding(vocabulary_size, embed_dim, name="token_embedding")
         self.position_embedding = keras.layers.Embedding(sequence_length, embed_dim, name="position_embedding")
         self.supports_masking = True
 
@@ -52,7 +52,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            vocab_size=self.vocab_size, sequence_length=self.sequence_length, embed_dim=self.embed_dim
+            vocabulary_size=self.vocabulary_size, sequence_length=self.sequence_length, embed_dim=self.embed_dim
         )
         return config
 

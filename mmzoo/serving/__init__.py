@@ -1,4 +1,8 @@
-"""``mmzoo.serving``: what an exported SavedModel does at serving time.
+"""``mmzoo.serving``: exports and what they do at serving time.
+
+* ``saved_model``: ``export`` (SavedModel with tensor, raw-input and metadata
+  signatures) and ``load`` (``mmzoo.export`` / ``mmzoo.load``).
+* ``tflite``: ``export_tflite`` and the ``TFLiteModel`` runner.
 
 * ``raw``: raw-input decoding (image/WAV bytes, UTF-8 text) inside the
   serving function, through the ``mmzoo.data`` column specs used in training.

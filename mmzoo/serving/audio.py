@@ -1,7 +1,7 @@
 """The AV-digits audio recipe in TensorFlow ops, for ``serving_raw``.
 
 The embedded AV-digits training audio was made with
-``mmzoo.data.av_digits.fit_waveform`` (numpy): trim leading silence, crop or
+``mmzoo.datasets.av_digits_recipe.fit_waveform`` (numpy): trim leading silence, crop or
 zero-pad at the end, peak-normalise. A model trained on it must see WAV bytes
 prepared the same way at serving time, so the ``"av_digits"`` serving preset
 decodes audio with ``FittedAudioColumn``, whose ``decode_bytes`` runs
@@ -17,7 +17,7 @@ from mmzoo.data import audio as audio_lib
 
 
 def fit_waveform(waveform, num_samples, frame=32, threshold=0.05, margin=200, peak=0.9):
-    """TensorFlow twin of ``mmzoo.data.av_digits.fit_waveform``.
+    """TensorFlow twin of ``mmzoo.datasets.av_digits_recipe.fit_waveform``.
 
     The first ``frame``-sample frame whose RMS exceeds ``threshold`` times the
     loudest frame's RMS marks the onset; the clip starts ``margin`` samples
@@ -57,14 +57,14 @@ def fit_waveform(waveform, num_samples, frame=32, threshold=0.05, margin=200, pe
 class FittedAudioColumn(AudioColumn):
     """A WAV column decoded with the AV-digits recipe (``fit_waveform``).
 
-    WAV bytes -> mono -> resampled to ``sample_rate`` -> leading silence
+    WAV bytes -> mono -> resampled to ``sampling_rate`` -> leading silence
     trimmed -> cropped/zero-padded at the end to ``num_samples`` -> peak
     normalised. Use it where training audio went through
-    ``mmzoo.data.av_digits.fit_waveform``.
+    ``mmzoo.datasets.av_digits_recipe.fit_waveform``.
 
     Args:
         column: Manifest column of WAV paths.
-        sample_rate: Sample rate the model expects (files are resampled).
+        sampling_rate: Sample rate the model expects (files are resampled).
         num_samples: Waveform length.
         frame: Onset detector frame length (samples).
         threshold: Onset threshold (fraction of the loudest frame's RMS).
@@ -81,8 +81,8 @@ class FittedAudioColumn(AudioColumn):
     TensorShape([4000])
     """
 
-    def __init__(self, column, sample_rate, num_samples, frame=32, threshold=0.05, margin=200, peak=0.9):
-        super().__init__(column, sample_rate, num_samples, crop="start")
+    def __init__(self, column, sampling_rate, num_samples, frame=32, threshold=0.05, margin=200, peak=0.9):
+        super().__init__(column, sampling_rate, num_samples, crop="start")
         for arg, value in (("frame", frame), ("margin", margin)):
             if isinstance(value, bool) or not isinstance(value, int) or value < (1 if arg == "frame" else 0):
                 raise ValueError(f"`{arg}` must be a {'positive' if arg == 'frame' else 'non-negative'} integer. "
@@ -94,7 +94,7 @@ class FittedAudioColumn(AudioColumn):
 
     def decode_bytes(self, contents):
         waveform, rate = tf.audio.decode_wav(contents)
-        waveform = audio_lib.resample(audio_lib.mono(waveform), rate, self.sample_rate)
+        waveform = audio_lib.resample(audio_lib.mono(waveform), rate, self.sampling_rate)
         return fit_waveform(waveform, self.num_samples, self.frame, self.threshold, self.margin, self.peak)
 
     def serving_config(self):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mmzoo.data import ImageColumn
-from mmzoo.data import av_digits as av_digits_data
+from mmzoo.datasets import av_digits_recipe as av_digits_data
 from mmzoo.serving.audio import FittedAudioColumn
 
 
@@ -23,7 +23,7 @@ def preset(name):
 
     ``"av_digits"``: PNG/JPEG bytes of a digit -> grey ``(28, 28, 1)``; WAV
     bytes -> mono 8 kHz, then the training recipe of the embedded audio
-    (``mmzoo.data.av_digits.fit_waveform`` as TF ops: leading silence
+    (``mmzoo.datasets.av_digits_recipe.fit_waveform`` as TF ops: leading silence
     trimmed, cropped/zero-padded at the end to 4,000 samples, peak 0.9; see
     ``mmzoo.serving.audio``); class names ``"0"``..``"9"``.
 

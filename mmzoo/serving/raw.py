@@ -86,10 +86,10 @@ def column_config(column):
                 "fit": column.fit, "pad_value": column.pad_value}
     if kind == "audio":
         config = {"kind": "audio", "encoding": "WAV bytes (16-bit PCM, any rate, mono or multi-channel)",
-                  "sample_rate": column.sample_rate, "num_samples": column.num_samples, "crop": column.crop}
+                  "sampling_rate": column.sampling_rate, "num_samples": column.num_samples, "crop": column.crop}
         return {**config, **column.serving_config()} if hasattr(column, "serving_config") else config
     return {"kind": "text", "encoding": "UTF-8 string", "tokenizer": column.tokenizer.get_config(),
-            "vocab_size": column.tokenizer.vocab_size}
+            "vocabulary_size": column.tokenizer.vocabulary_size}
 
 
 def _has_prefix(strings, prefix, offset=0):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from mmzoo import _validation as check
 from mmzoo import branches, fusion as fusion_lib, heads
-from mmzoo.compose import compose
-from mmzoo.data import av_digits as data
+from mmzoo.composition import compose
+from mmzoo.datasets import av_digits_recipe as data
 from mmzoo.zoo.registry import register
 
 _TINY = {"image_filters": (4,), "audio_filters": (4,), "hidden": (8,)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from mmzoo import branches, fusion, heads
-from mmzoo.compose import compose
+from mmzoo.composition import compose
 from mmzoo.zoo.registry import register
 
 
@@ -25,14 +25,14 @@ def _pretrained_text(text_source, sequence_length):
 
 @register(
     "image_text_cnn",
-    tiny={"image_shape": (32, 32, 3), "sequence_length": 16, "vocab_size": 100, "embedding_dim": 8,
+    tiny={"image_shape": (32, 32, 3), "sequence_length": 16, "vocabulary_size": 100, "embedding_dim": 8,
           "image_filters": 4, "hidden": 8},
     modalities=("image", "text"),
 )
 def image_text_cnn(
     image_shape=(224, 224, 3),
     sequence_length=100,
-    vocab_size=10000,
+    vocabulary_size=10000,
     embedding_dim=64,
     image_filters=64,
     image_reduction="avg",
@@ -56,7 +56,7 @@ def image_text_cnn(
     Args:
         image_shape: Image input shape.
         sequence_length: Token ids per text.
-        vocab_size: Vocabulary size.
+        vocabulary_size: Vocabulary size.
         embedding_dim: Token embedding width.
         image_filters: Filters of the single Conv2D.
         image_reduction: ``"avg"`` (default), ``"max"`` or ``"flatten"`` (original).
@@ -76,7 +76,7 @@ def image_text_cnn(
     image = branches.image_cnn(
         image_shape, filters=(image_filters,), kernel_size=3, pool_size=2, reduction=image_reduction, name="image"
     )
-    text = branches.text_embedding(sequence_length, vocab_size, embedding_dim, reduction="flatten", name="text")
+    text = branches.text_embedding(sequence_length, vocabulary_size, embedding_dim, reduction="flatten", name="text")
     return compose(
         [image, text],
         fusion="concat",
@@ -90,13 +90,13 @@ def image_text_cnn(
 
 @register(
     "image_text_audio_cnn_rnn_conv1d",
-    tiny={"vocab_size": 100, "image_filters": 4, "text_units": 4, "audio_filters": 4, "hidden": (8, 8)},
+    tiny={"vocabulary_size": 100, "image_filters": 4, "text_units": 4, "audio_filters": 4, "hidden": (8, 8)},
     modalities=("image", "text", "audio"),
 )
 def image_text_audio_cnn_rnn_conv1d(
     image_shape=(28, 28, 1),
     sequence_length=10,
-    vocab_size=10000,
+    vocabulary_size=10000,
     num_samples=1000,
     image_filters=32,
     text_units=32,
@@ -123,7 +123,7 @@ def image_text_audio_cnn_rnn_conv1d(
     Args:
         image_shape: Image input shape.
         sequence_length: Token ids per text.
-        vocab_size: Vocabulary size.
+        vocabulary_size: Vocabulary size.
         num_samples: Audio samples.
         image_filters: Conv2D filters.
         text_units: Embedding width and SimpleRNN units.
@@ -143,7 +143,7 @@ def image_text_audio_cnn_rnn_conv1d(
     """
     image = branches.image_cnn(image_shape, filters=(image_filters,), reduction="flatten", name="image")
     text = branches.text_rnn(
-        sequence_length, vocab_size, embedding_dim=text_units, rnn="simple", units=text_units, name="text"
+        sequence_length, vocabulary_size, embedding_dim=text_units, rnn="simple", units=text_units, name="text"
     )
     audio = branches.audio_conv1d(
         num_samples, filters=(audio_filters,), kernel_size=3, pool_size=2, reduction="flatten", name="audio"
@@ -159,7 +159,7 @@ def image_text_audio_cnn_rnn_conv1d(
     )
 
 
-_TINY_BERT = {"sequence_length": 16, "vocab_size": 100, "hidden_dim": 16, "num_layers": 1, "num_heads": 2,
+_TINY_BERT = {"sequence_length": 16, "vocabulary_size": 100, "hidden_dim": 16, "num_layers": 1, "num_heads": 2,
               "intermediate_dim": 32}
 
 
@@ -172,7 +172,7 @@ _TINY_BERT = {"sequence_length": 16, "vocab_size": 100, "hidden_dim": 16, "num_l
 def bert_resnet_concat(
     num_classes=2,
     sequence_length=128,
-    vocab_size=30522,
+    vocabulary_size=30522,
     hidden_dim=768,
     num_layers=12,
     num_heads=12,
@@ -201,7 +201,7 @@ def bert_resnet_concat(
     Args:
         num_classes: Output classes (1 = binary sigmoid).
         sequence_length: Token ids per text.
-        vocab_size: WordPiece vocabulary size.
+        vocabulary_size: WordPiece vocabulary size.
         hidden_dim: BERT width.
         num_layers: BERT layers.
         num_heads: BERT attention heads.
@@ -233,7 +233,7 @@ def bert_resnet_concat(
     ...                     image_weights="imagenet")
     """
     text = _pretrained_text(text_source, sequence_length) or branches.text_bert(
-        sequence_length, vocab_size, hidden_dim, num_layers, num_heads, intermediate_dim, dropout, name="text"
+        sequence_length, vocabulary_size, hidden_dim, num_layers, num_heads, intermediate_dim, dropout, name="text"
     )
     if image_source is not None:
         image = branches.image_keras_hub(image_source, image_shape, name="image")
@@ -271,7 +271,7 @@ def bert_resnet_concat(
 def bert_resnet_lstm_late_fusion(
     num_classes=3,
     sequence_length=128,
-    vocab_size=30522,
+    vocabulary_size=30522,
     hidden_dim=768,
     num_layers=12,
     num_heads=12,
@@ -280,7 +280,7 @@ def bert_resnet_lstm_late_fusion(
     resnet_stack_sizes=(2, 2, 2, 2),
     resnet_filters=(64, 128, 256, 512),
     num_samples=16000,
-    sample_rate=16000,
+    sampling_rate=16000,
     audio_units=128,
     hidden=128,
     combine="sum",
@@ -302,7 +302,7 @@ def bert_resnet_lstm_late_fusion(
     Args:
         num_classes: Sentiment classes.
         sequence_length: Token ids per text.
-        vocab_size: WordPiece vocabulary size.
+        vocabulary_size: WordPiece vocabulary size.
         hidden_dim: BERT width.
         num_layers: BERT layers.
         num_heads: BERT attention heads.
@@ -311,7 +311,7 @@ def bert_resnet_lstm_late_fusion(
         resnet_stack_sizes: Residual blocks per stage (ResNet18: 2, 2, 2, 2).
         resnet_filters: Base filters per stage.
         num_samples: Audio samples.
-        sample_rate: Audio sampling rate (Hz).
+        sampling_rate: Audio sampling rate (Hz).
         audio_units: Units of each LSTM layer.
         hidden: Width of each modality's Dense layer.
         combine: ``"sum"``, ``"mean"`` or ``"weighted"``.
@@ -330,7 +330,7 @@ def bert_resnet_lstm_late_fusion(
     >>> model = mmzoo.build("bert_resnet_lstm_late_fusion", num_classes=2)
     """
     text = _pretrained_text(text_source, sequence_length) or branches.text_bert(
-        sequence_length, vocab_size, hidden_dim, num_layers, num_heads, intermediate_dim, name="text"
+        sequence_length, vocabulary_size, hidden_dim, num_layers, num_heads, intermediate_dim, name="text"
     )
     if image_source is not None:
         image = branches.image_keras_hub(image_source, image_shape, name="image")
@@ -340,7 +340,7 @@ def bert_resnet_lstm_late_fusion(
             name="image",
         )
     audio = branches.audio_rnn(
-        num_samples, sample_rate, frame_length=512 if num_samples >= 512 else num_samples,
+        num_samples, sampling_rate, frame_length=512 if num_samples >= 512 else num_samples,
         frame_step=256, rnn="lstm", units=audio_units, num_layers=2, name="audio",
     )
     head = _classification_head(num_classes)
@@ -357,7 +357,7 @@ def bert_resnet_lstm_late_fusion(
 
 @register(
     "image_text_retrieval",
-    tiny={"image_shape": (32, 32, 3), "image_filters": (4,), "sequence_length": 8, "vocab_size": 100,
+    tiny={"image_shape": (32, 32, 3), "image_filters": (4,), "sequence_length": 8, "vocabulary_size": 100,
           "text_dim": 8, "embedding_dim": 8},
     modalities=("image", "text"),
 )
@@ -365,7 +365,7 @@ def image_text_retrieval(
     image_shape=(72, 72, 3),
     image_filters=(32, 64, 128),
     sequence_length=16,
-    vocab_size=5000,
+    vocabulary_size=5000,
     text_dim=128,
     embedding_dim=128,
     loss="contrastive",
@@ -389,7 +389,7 @@ def image_text_retrieval(
         image_shape: Image input shape.
         image_filters: Image CNN filters.
         sequence_length: Token ids per text.
-        vocab_size: Vocabulary size.
+        vocabulary_size: Vocabulary size.
         text_dim: Token embedding width.
         embedding_dim: Shared embedding width.
         loss: ``"contrastive"`` or ``"triplet"``.
@@ -416,7 +416,7 @@ def image_text_retrieval(
         return keras.Model(branch.input, x, name=f"{branch.name}_encoder")
 
     image = branches.image_cnn(image_shape, filters=image_filters, padding="same", reduction="avg", name="image")
-    text = branches.text_embedding(sequence_length, vocab_size, text_dim, reduction="avg", name="text")
+    text = branches.text_embedding(sequence_length, vocabulary_size, text_dim, reduction="avg", name="text")
     model = DualEncoder(
         project(image), project(text), loss=loss, temperature=temperature, margin=margin, name="image_text_retrieval"
     )

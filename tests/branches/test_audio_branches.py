@@ -16,14 +16,14 @@ def test_audio_conv1d_shapes():
 
 @pytest.mark.parametrize("frontend", ["mel", "stft"])
 def test_audio_spectrogram_cnn_on_real_speech(frontend, real_data):
-    b = branches.audio_spectrogram_cnn(num_samples=4000, sample_rate=8000, frontend=frontend, filters=(4, 8))
+    b = branches.audio_spectrogram_cnn(num_samples=4000, sampling_rate=8000, frontend=frontend, filters=(4, 8))
     assert b.features.shape == (None, 8)
     out = b.encoder()(real_data.audio(4000)[:4]).numpy()
     assert out.shape == (4, 8) and np.isfinite(out).all() and np.std(out) > 0
 
 
 def test_audio_rnn_runs_over_frames(real_data):
-    b = branches.audio_rnn(num_samples=4000, sample_rate=8000, rnn="lstm", units=5, num_layers=2)
+    b = branches.audio_rnn(num_samples=4000, sampling_rate=8000, rnn="lstm", units=5, num_layers=2)
     assert b.features.shape == (None, 5)
     assert b.encoder()(real_data.audio(4000)[:2]).shape == (2, 5)
 
@@ -42,7 +42,7 @@ def test_spectrogram_layer_finds_a_sine():
 def test_spectrogram_frontend_stays_float32_under_mixed_precision():
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        b = branches.audio_spectrogram_cnn(num_samples=2000, sample_rate=8000, filters=(4,))
+        b = branches.audio_spectrogram_cnn(num_samples=2000, sampling_rate=8000, filters=(4,))
         mel = b.encoder().get_layer("audio_mel")
         assert mel.compute_dtype == "float32"
     finally:
@@ -57,7 +57,7 @@ def test_spectrogram_frontend_stays_float32_under_mixed_precision():
         (branches.audio_spectrogram_cnn, {"frontend": "mfcc"}, "frontend"),
         (branches.audio_spectrogram_cnn, {"num_samples": 100, "frame_length": 256}, "frame_length"),
         (branches.audio_rnn, {"rnn": "transformer"}, "rnn"),
-        (branches.audio_rnn, {"sample_rate": 0}, "sample_rate"),
+        (branches.audio_rnn, {"sampling_rate": 0}, "sampling_rate"),
     ],
 )
 def test_audio_builders_reject_bad_arguments(builder, kwargs, argument):

@@ -6,19 +6,19 @@ from mmzoo import branches
 
 
 def test_text_embedding_pooling_ignores_padding():
-    b = branches.text_embedding(sequence_length=6, vocab_size=50, embedding_dim=4, name="text")
+    b = branches.text_embedding(sequence_length=6, vocabulary_size=50, embedding_dim=4, name="text")
     encoder = b.encoder()
     table = encoder.get_layer("text_embedding").embeddings.numpy()
     out = encoder(np.array([[3, 7, 0, 0, 0, 0]], "int32")).numpy()
     np.testing.assert_allclose(out[0], table[[3, 7]].mean(0), rtol=1e-5)
-    flat = branches.text_embedding(sequence_length=6, vocab_size=50, embedding_dim=4, reduction="flatten")
+    flat = branches.text_embedding(sequence_length=6, vocabulary_size=50, embedding_dim=4, reduction="flatten")
     assert flat.features.shape == (None, 24)
     assert flat.input.dtype == "int32"
 
 
 @pytest.mark.parametrize("rnn", ["simple", "lstm", "gru"])
 def test_text_rnn_masks_padding(rnn):
-    b = branches.text_rnn(sequence_length=5, vocab_size=30, embedding_dim=4, rnn=rnn, units=3)
+    b = branches.text_rnn(sequence_length=5, vocabulary_size=30, embedding_dim=4, rnn=rnn, units=3)
     encoder = b.encoder()
     padded = encoder(np.array([[5, 6, 0, 0, 0]], "int32")).numpy()
     embedding = encoder.get_layer("text_embedding")
@@ -28,7 +28,7 @@ def test_text_rnn_masks_padding(rnn):
 
 
 def test_text_rnn_bidirectional_and_stacked():
-    b = branches.text_rnn(sequence_length=5, vocab_size=30, rnn="gru", units=3, num_layers=2, bidirectional=True)
+    b = branches.text_rnn(sequence_length=5, vocabulary_size=30, rnn="gru", units=3, num_layers=2, bidirectional=True)
     assert b.features.shape == (None, 6)
     names = [layer.name for layer in b.encoder().layers]
     assert "text_bigru1" in names and "text_bigru2" in names
@@ -36,7 +36,7 @@ def test_text_rnn_bidirectional_and_stacked():
 
 def test_text_transformer_masks_padding_and_pools(real_data):
     keras.utils.set_random_seed(0)
-    b = branches.text_transformer(sequence_length=8, vocab_size=100, embed_dim=8, num_heads=2,
+    b = branches.text_transformer(sequence_length=8, vocabulary_size=100, embed_dim=8, num_heads=2,
                                   intermediate_dim=16, num_layers=2, dropout=0.0)
     encoder = b.encoder()
     ids = real_data.text(8)[:4]
@@ -56,9 +56,9 @@ def test_text_transformer_masks_padding_and_pools(real_data):
 def test_text_transformer_padding_length_invariance():
     """Same tokens, different amounts of padding: identical features (positions are absolute)."""
     keras.utils.set_random_seed(0)
-    short = branches.text_transformer(sequence_length=4, vocab_size=50, embed_dim=8, num_heads=2,
+    short = branches.text_transformer(sequence_length=4, vocabulary_size=50, embed_dim=8, num_heads=2,
                                       intermediate_dim=16, num_layers=1, dropout=0.0).encoder()
-    long = branches.text_transformer(sequence_length=8, vocab_size=50, embed_dim=8, num_heads=2,
+    long = branches.text_transformer(sequence_length=8, vocabulary_size=50, embed_dim=8, num_heads=2,
                                      intermediate_dim=16, num_layers=1, dropout=0.0).encoder()
     for ls, ll in zip(short.layers, long.layers):
         weights = ls.get_weights()
@@ -71,7 +71,7 @@ def test_text_transformer_padding_length_invariance():
 
 
 def test_text_bert_has_pooler_and_bert_base_size():
-    tiny = branches.text_bert(sequence_length=8, vocab_size=100, hidden_dim=8, num_layers=1, num_heads=2,
+    tiny = branches.text_bert(sequence_length=8, vocabulary_size=100, hidden_dim=8, num_layers=1, num_heads=2,
                               intermediate_dim=16)
     assert tiny.features.shape == (None, 8)
     assert "text_pooler" in [layer.name for layer in tiny.encoder().layers]
@@ -82,7 +82,7 @@ def test_text_bert_has_pooler_and_bert_base_size():
 @pytest.mark.parametrize(
     "builder, kwargs, argument",
     [
-        (branches.text_embedding, {"vocab_size": 0}, "vocab_size"),
+        (branches.text_embedding, {"vocabulary_size": 0}, "vocabulary_size"),
         (branches.text_embedding, {"reduction": "sum"}, "reduction"),
         (branches.text_rnn, {"rnn": "transformer"}, "rnn"),
         (branches.text_rnn, {"num_layers": 0}, "num_layers"),

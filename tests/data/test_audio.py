@@ -15,7 +15,7 @@ def test_sine_at_another_rate_is_resampled(tmp_path, write_wav):
     t = np.arange(int(rate_in * seconds)) / rate_in
     stereo = np.stack([0.5 * np.sin(2 * np.pi * tone * t)] * 2, axis=1)
     path = write_wav(tmp_path / "sine.wav", stereo, rate_in, channels=2)
-    out = audio.decode_wav(tf.io.read_file(str(path)), sample_rate=8000, num_samples=8000).numpy()
+    out = audio.decode_wav(tf.io.read_file(str(path)), sampling_rate=8000, num_samples=8000).numpy()
     assert out.shape == (8000,) and out.dtype == np.float32
     resampled = out[:4000]  # 0.5 s at 8 kHz: the exact resampled length
     assert np.abs(out[4000:]).max() == 0.0  # zero padding after it

@@ -22,7 +22,7 @@ def files(tmp_path, write_wav):
 def _features(tok):
     return {
         "image": columns.ImageColumn("img", (8, 8, 3)),
-        "audio": columns.AudioColumn("wav", sample_rate=8000, num_samples=4000),
+        "audio": columns.AudioColumn("wav", sampling_rate=8000, num_samples=4000),
         "text": columns.TextColumn("caption", tok),
     }
 

@@ -33,7 +33,7 @@ def test_vocab_save_reload_gives_identical_ids(tmp_path):
     again = tokenizers.load_tokenizer(tmp_path / "tok")
     batch = tf.constant(TEXTS + ["unknown words here", ""])
     np.testing.assert_array_equal(tok(batch).numpy(), again(batch).numpy())
-    assert isinstance(again, tokenizers.VocabTokenizer) and again.vocab_size == tok.vocab_size
+    assert isinstance(again, tokenizers.VocabTokenizer) and again.vocabulary_size == tok.vocabulary_size
 
 
 def test_tokenizer_works_in_tf_function_and_dataset():
@@ -57,7 +57,7 @@ def test_wordpiece_from_file_round_trip_and_reload(tmp_path):
 
 
 def test_wordpiece_fit_learns_subwords():
-    tok = tokenizers.WordPieceTokenizer.fit(TEXTS * 20, vocab_size=60, sequence_length=8)
+    tok = tokenizers.WordPieceTokenizer.fit(TEXTS * 20, vocabulary_size=60, sequence_length=8)
     assert tok.vocabulary[:2] == ["[PAD]", "[UNK]"]
     ids = tok(tf.constant(["grinning face"])).numpy()[0]
     assert ids[0] > 1 and ids[-1] == 0
@@ -86,7 +86,7 @@ def test_keras_hub_tokenizer_matches_preprocessor_and_reloads_offline(tmp_path):
         keras_hub.models.BertTokenizer(vocabulary=vocab, lowercase=True), sequence_length=8
     )
     tok = KerasHubTokenizer(preprocessor, sequence_length=6)
-    assert tok.sequence_length == 6 and tok.vocab_size == len(vocab)
+    assert tok.sequence_length == 6 and tok.vocabulary_size == len(vocab)
     ids = tok(tf.constant(["Grinning face", "cat zebra"]))
     assert ids.dtype == tf.int32 and ids.numpy().tolist() == [[2, 5, 6, 3, 0, 0], [2, 7, 1, 3, 0, 0]]
     np.testing.assert_array_equal(ids.numpy(), preprocessor(tf.constant(["Grinning face", "cat zebra"]))["token_ids"])

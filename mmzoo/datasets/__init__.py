@@ -19,11 +19,19 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from mmzoo.data import av_digits as _av_digits
-from mmzoo.data.av_digits_full import load_full_arrays as _load_full_arrays
-from mmzoo.data.emoji import emoji_groups, emoji_retrieval
+from mmzoo.datasets import av_digits_recipe as _av_digits
+from mmzoo.datasets.av_digits_full import load_full_arrays
+from mmzoo.datasets.emoji import GROUPS, DatasetInfo, emoji_groups, emoji_retrieval, openmoji_manifests
 
-__all__ = ["av_digits", "emoji_groups", "emoji_retrieval"]
+__all__ = [
+    "GROUPS",
+    "DatasetInfo",
+    "av_digits",
+    "emoji_groups",
+    "emoji_retrieval",
+    "load_full_arrays",
+    "openmoji_manifests",
+]
 
 
 def av_digits(
@@ -35,7 +43,7 @@ def av_digits(
     of real data shipped inside the package (no download). With a data
     folder, the full size built from ``fsdd/recordings`` and ``mnist`` in it:
     2,250 train (FSDD index 5-49) and 250 test (index 0-4) pairs. See
-    ``mmzoo.data.av_digits`` for the pairing, split and degradation recipe.
+    ``mmzoo.datasets.av_digits_recipe`` for the pairing, split and degradation recipe.
 
     The test split is degraded (the benchmark: each modality alone is weak).
     The train split holds each pair twice by default, degraded and clean, so
@@ -78,7 +86,7 @@ def av_digits(
     def load(degraded):
         if data_dir is None:
             return _av_digits.load_arrays(degraded=degraded)
-        return _load_full_arrays(data_dir, degraded=degraded)
+        return load_full_arrays(data_dir, degraded=degraded)
 
     arrays = load(degraded)
     if degraded and clean_train_copy:

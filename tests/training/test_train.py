@@ -9,8 +9,8 @@ import keras
 import numpy as np
 import pytest
 
-from mmzoo import train
-from mmzoo.data import av_digits
+from mmzoo.training import train
+from mmzoo.datasets import av_digits_recipe as av_digits
 
 
 def _cli(*args, timeout=120):

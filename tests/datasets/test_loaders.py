@@ -4,7 +4,8 @@ import tensorflow as tf
 
 import mmzoo
 from mmzoo import branches, heads
-from mmzoo.data import emoji, splits
+from mmzoo.data import splits
+from mmzoo.datasets import emoji
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def test_emoji_groups_shapes_split_and_training(groups, data_dir):
     assert not train_ids & test_ids and len(test_ids) == info.num_test
     assert all(splits.split_of(h) == "test" for h in test_ids)
     model = mmzoo.compose(
-        [branches.image_cnn((72, 72, 3), filters=(8,)), branches.text_embedding(sequence_length=12, vocab_size=info.vocab_size)],
+        [branches.image_cnn((72, 72, 3), filters=(8,)), branches.text_embedding(sequence_length=12, vocabulary_size=info.vocabulary_size)],
         head=heads.multiclass(11),
     )
     history = model.fit(train_ds.take(1), epochs=1, verbose=0, class_weight=info.class_weights)
@@ -41,7 +42,7 @@ def test_emoji_retrieval_pairs_and_dual_encoder(data_dir):
     assert x["image"].shape == (8, 72, 72, 3) and x["text"].shape == (8, 8)
     assert y.numpy().tolist() == list(range(8))
     image = branches.image_cnn((72, 72, 3), filters=(8,))
-    text = branches.text_embedding(sequence_length=8, vocab_size=info.vocab_size)
+    text = branches.text_embedding(sequence_length=8, vocabulary_size=info.vocabulary_size)
     a = keras.layers.UnitNormalization()(keras.layers.Dense(16)(image.features))
     b = keras.layers.UnitNormalization()(keras.layers.Dense(16)(text.features))
     logits = keras.layers.Lambda(lambda t: tf.matmul(t[0], t[1], transpose_b=True) * 10.0)([a, b])
@@ -57,7 +58,7 @@ def test_av_digits_full_size(data_dir):
     assert x["image"].shape == (50, 28, 28, 1) and x["audio"].shape == (50, 4000)
     assert x["image"].dtype == tf.float32 and y.dtype == tf.int32
     assert sum(len(y) for _, y in test_ds) == 250 and sum(len(y) for _, y in train_ds) == 4500  # degraded + clean copy
-    arrays = mmzoo.data.load_full_arrays(data_dir)
+    arrays = mmzoo.datasets.load_full_arrays(data_dir)
     assert not set(arrays["train_ids"]) & set(arrays["test_ids"])
     model = mmzoo.compose(
         [branches.image_cnn((28, 28, 1), filters=(8,)), branches.audio_conv1d(num_samples=4000, filters=(8,))],

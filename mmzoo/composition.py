@@ -59,7 +59,7 @@ def compose(
     Example:
 
     >>> image = branches.image_cnn((28, 28, 1), name="image")
-    >>> audio = branches.audio_spectrogram_cnn(num_samples=4000, sample_rate=8000, name="audio")
+    >>> audio = branches.audio_spectrogram_cnn(num_samples=4000, sampling_rate=8000, name="audio")
     >>> model = mmzoo.compose([image, audio], fusion=fusion.attention(), head=heads.multiclass(10))
     >>> sorted(model.input)
     ['audio', 'image']

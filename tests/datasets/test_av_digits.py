@@ -16,9 +16,9 @@ def test_av_digits_full_size_matches_embedded_recipe(tmp_path):
     from pathlib import Path
     import os
 
-    data_dir = os.environ.get("MMZOO_DATA") or str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
-    full = mmzoo.data.load_full_arrays(data_dir, degraded=False)
-    embedded = mmzoo.data.av_digits.load_arrays(degraded=False)
+    data_dir = os.environ.get("MMZOO_DATA") or str(Path(__file__).resolve().parents[2] / ".." / "shared" / "data")
+    full = mmzoo.datasets.load_full_arrays(data_dir, degraded=False)
+    embedded = mmzoo.datasets.av_digits_recipe.load_arrays(degraded=False)
     # The 250 test pairs are the same in both (same split, pairing and waveform fitting).
     np.testing.assert_array_equal(full["test"][1], embedded["test"][1])
     np.testing.assert_allclose(full["test"][0]["image"], embedded["test"][0]["image"], atol=1e-6)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import mmzoo
-from mmzoo import distribute, zoo
+from mmzoo import zoo
+from mmzoo.training import distribute
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])

@@ -78,7 +78,7 @@ class VocabTokenizer(tf.Module):
     """Word-level tokenizer: split, lower-case, vocabulary lookup, pad/truncate.
 
     Ids: 0 is padding, 1 is the out-of-vocabulary id, then the vocabulary in
-    order (``vocab_size = len(vocabulary) + 2``).
+    order (``vocabulary_size = len(vocabulary) + 2``).
 
     Args:
         vocabulary: The known words (unique, non-empty, without whitespace;
@@ -118,7 +118,7 @@ class VocabTokenizer(tf.Module):
                 raise ValueError(f"Vocabulary token {token!r} (vocabulary[{i}]) is reserved or repeated.")
             seen.add(token)
         self._vocabulary = tuple([PAD_TOKEN, OOV_TOKEN] + vocabulary)
-        self.vocab_size = len(self._vocabulary)
+        self.vocabulary_size = len(self._vocabulary)
         self._splitter = tf_text.UnicodeScriptTokenizer() if split == "unicode_script" else tf_text.WhitespaceTokenizer()
         keys = tf.constant(vocabulary if vocabulary else [""], tf.string)
         values = tf.range(2, 2 + len(keys), dtype=tf.int64)
@@ -141,7 +141,7 @@ class VocabTokenizer(tf.Module):
         Args:
             texts: Iterable of ``str`` (the training split only).
             sequence_length: Length of every id sequence.
-            max_tokens: Largest ``vocab_size`` (``None`` = no limit).
+            max_tokens: Largest ``vocabulary_size`` (``None`` = no limit).
             min_count: Words seen fewer times are left out (OOV).
             lower: Lower-case text.
             split: ``"unicode_script"`` or ``"whitespace"``.
@@ -276,7 +276,7 @@ class WordPieceTokenizer(tf.Module):
             repeated = [t for t, c in collections.Counter(vocabulary).items() if c > 1]
             raise ValueError(f"Vocabulary tokens must be unique; repeated: {repeated[:5]!r}")
         self._vocabulary = tuple(vocabulary)
-        self.vocab_size = len(vocabulary)
+        self.vocabulary_size = len(vocabulary)
         self.lower = bool(lower)
         self.unknown_token = unknown_token
         self.pad_token = pad_token
@@ -289,14 +289,14 @@ class WordPieceTokenizer(tf.Module):
         )
 
     @classmethod
-    def fit(cls, texts, vocab_size, sequence_length, lower=True, reserved_tokens=(PAD_TOKEN, OOV_TOKEN)):
+    def fit(cls, texts, vocabulary_size, sequence_length, lower=True, reserved_tokens=(PAD_TOKEN, OOV_TOKEN)):
         """Learns a WordPiece vocabulary from training texts.
 
         Uses ``tensorflow_text``'s ``bert_vocab_from_dataset``.
 
         Args:
             texts: Iterable of ``str`` (the training split only).
-            vocab_size: Target vocabulary size (approximate, as in BERT).
+            vocabulary_size: Target vocabulary size (approximate, as in BERT).
             sequence_length: Length of every id sequence.
             lower: Lower-case and strip accents.
             reserved_tokens: Tokens placed first; must start with ``[PAD]``
@@ -310,17 +310,17 @@ class WordPieceTokenizer(tf.Module):
 
         Example:
 
-        >>> tok = WordPieceTokenizer.fit(texts, vocab_size=500, sequence_length=16)
+        >>> tok = WordPieceTokenizer.fit(texts, vocabulary_size=500, sequence_length=16)
         """
         from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset  # noqa: PLC0415
 
         texts = [t for t in texts]
         if not texts:
             raise ValueError("`texts` must hold at least one training text. Received an empty iterable.")
-        vocab_size = check.positive_int("vocab_size", vocab_size)
+        vocabulary_size = check.positive_int("vocabulary_size", vocabulary_size)
         vocab = bert_vocab_from_dataset.bert_vocab_from_dataset(
             tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string)).batch(1024),
-            vocab_size=vocab_size,
+            vocab_size=vocabulary_size,
             reserved_tokens=list(reserved_tokens),
             bert_tokenizer_params={"lower_case": bool(lower)},
         )
@@ -385,7 +385,7 @@ _KINDS = {VocabTokenizer.kind: VocabTokenizer, WordPieceTokenizer.kind: WordPiec
 def _tokenizer_class(kind):
     """The class of a saved ``kind``; ``KerasHubTokenizer`` is imported lazily (keras_hub is heavy)."""
     if kind == "keras_hub":
-        from mmzoo.data.keras_hub_tokenizer import KerasHubTokenizer  # noqa: PLC0415
+        from mmzoo.data.tokenizers.keras_hub import KerasHubTokenizer  # noqa: PLC0415 (circular at import time)
 
         return KerasHubTokenizer
     return _KINDS[kind]

@@ -22,7 +22,7 @@ import tensorflow as tf
 import mmzoo
 from mmzoo import data
 from mmzoo import serving
-from mmzoo.data import av_digits
+from mmzoo.datasets import av_digits_recipe as av_digits
 from mmzoo.serving import audio as serving_audio
 from mmzoo.serving import read_metadata
 
@@ -164,7 +164,7 @@ def test_metadata_holds_class_names_and_input_contract(exports):
         "raw": {"kind": "image", "encoding": "PNG, JPEG, BMP or GIF bytes", "image_shape": [28, 28, 1],
                 "fit": "resize", "pad_value": 1.0},
     }
-    assert meta["inputs"]["audio"]["raw"]["sample_rate"] == fx.AUDIO_RATE
+    assert meta["inputs"]["audio"]["raw"]["sampling_rate"] == fx.AUDIO_RATE
     assert sorted(meta["signatures"]["serving_raw"]["outputs"]) == ["class_id", "probabilities"]
     loaded = tf.saved_model.load(exports["av_digits_concat"]["path"])
     assert json.loads(loaded.signatures["metadata"]()["json"].numpy()) == meta

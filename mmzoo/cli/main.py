@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-from mmzoo import predict, tflite_cli
+from mmzoo.cli import export_tflite as tflite_cli, predict
 
 # Subcommands implemented in their own modules: name -> (module with add_parser/run, its user-error type).
 _RUNNERS = {
@@ -73,7 +73,7 @@ def main(argv=None):
         except error_type as error:
             print(f"mmzoo {args.command}: error: {error}", file=sys.stderr)
             return 2
-    from mmzoo import train
+    from mmzoo.training import train
 
     try:
         result = train.train_and_evaluate(

@@ -11,7 +11,7 @@ Training paths:
 * every strategy but ``MultiWorkerMirroredStrategy``: Keras ``Model.fit``
   (model, compile and optimizer inside ``strategy.scope()``), with
   ``keras.callbacks.BackupAndRestore`` for ``backup_dir``;
-* ``MultiWorkerMirroredStrategy``: ``mmzoo.distributed_loop.fit``, a custom
+* ``MultiWorkerMirroredStrategy``: ``mmzoo.training.distributed_loop.fit``, a custom
   ``strategy.run`` loop, because Keras 3 ``fit`` fails under that strategy on
   TF 2.21 ("unsupported type PerReplica"). Metrics are evaluated after
   training on a single-device copy of the trained weights; only the chief
@@ -29,8 +29,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mmzoo import datasets, distribute, distributed_loop, plots, zoo
-from mmzoo.saved_model import export
+from mmzoo import datasets, zoo
+from mmzoo.training import distribute, distributed_loop, plots
+from mmzoo.serving.saved_model import export
 
 # Zoo models and the bundled dataset each one trains on.
 TASKS = {
@@ -100,10 +101,10 @@ def train_and_evaluate(
 
     Example:
 
-    >>> result = mmzoo.train.train_and_evaluate(epochs=5, output_dir="/tmp/run")
+    >>> result = mmzoo.training.train.train_and_evaluate(epochs=5, output_dir="/tmp/run")
     >>> result["test"]["accuracy"] > 0.5
     True
-    >>> mmzoo.train.train_and_evaluate(strategy="mirrored", precision="mixed_bfloat16", backup_dir="/tmp/backup")
+    >>> mmzoo.training.train.train_and_evaluate(strategy="mirrored", precision="mixed_bfloat16", backup_dir="/tmp/backup")
     """
     if model_name not in TASKS:
         zoo.get(model_name)  # unknown names get the registry's message
@@ -169,7 +170,7 @@ def weights_digest(model):
 
     Example:
 
-    >>> mmzoo.train.weights_digest(model)[:8]
+    >>> mmzoo.training.train.weights_digest(model)[:8]
     '3f2a9c1e'
     """
     digest = hashlib.sha256()

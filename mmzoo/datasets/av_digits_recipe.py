@@ -23,10 +23,10 @@ The recipe (shared by the embedded copy and the full-size loader):
    * audio: white Gaussian noise at ``AUDIO_SNR_DB`` dB SNR relative to the
      clip's own power.
 
-The embedded copy (``mmzoo/data/embedded/av_digits.npz``, built by
+The embedded copy (``mmzoo/datasets/embedded/av_digits.npz``, built by
 ``scripts/build_av_digits.py``) holds the 250 test recordings and the train
 recordings with index 5-24 (1,000), audio stored as 8-bit mu-law. It keeps
-the data's CC BY-SA licenses; see ``mmzoo/data/embedded/README.md``.
+the data's CC BY-SA licenses; see ``mmzoo/datasets/embedded/README.md``.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def read_wav_int16(path):
         path: Path of the WAV file.
 
     Returns:
-        ``(samples, sample_rate)``.
+        ``(samples, sampling_rate)``.
 
     Raises:
         ValueError: If the file is not mono 16-bit PCM.

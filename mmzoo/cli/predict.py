@@ -124,7 +124,7 @@ def _read_file(name, kind, path):
 
 def load_export(path):
     """``mmzoo.load(path)``, with a ``PredictError`` when it is not a raw-serving export."""
-    from mmzoo.saved_model import load  # noqa: PLC0415 (imports TensorFlow)
+    from mmzoo.serving.saved_model import load  # noqa: PLC0415 (imports TensorFlow)
 
     if not os.path.isdir(path):
         raise PredictError(f"{path}: no such folder (expected a SavedModel written by mmzoo.export)")

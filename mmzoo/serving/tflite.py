@@ -80,7 +80,7 @@ def export_tflite(model, path, quantize=None, representative_data=None, num_cali
 
     Example:
 
-    >>> train, test = mmzoo.data.av_digits.load_arrays().values()
+    >>> train, test = mmzoo.datasets.av_digits_recipe.load_arrays().values()
     >>> mmzoo.export_tflite(model, "av.int8.tflite", quantize="int8", representative_data=train[0])
     """
     if quantize not in QUANTIZATIONS:

@@ -48,7 +48,7 @@ class DatasetInfo:
     Attributes:
         class_names: Class names in label order (empty for retrieval).
         tokenizer: The fitted text tokenizer (save it next to the model).
-        vocab_size: ``tokenizer.vocab_size``.
+        vocabulary_size: ``tokenizer.vocabulary_size``.
         sequence_length: Length of the text ids.
         image_shape: Shape of the images.
         num_train: Examples in the train split.
@@ -58,7 +58,7 @@ class DatasetInfo:
 
     class_names: tuple
     tokenizer: object
-    vocab_size: int
+    vocabulary_size: int
     sequence_length: int
     image_shape: tuple
     num_train: int
@@ -164,7 +164,7 @@ def emoji_groups(
     Example:
 
     >>> train_ds, test_ds, info = emoji_groups(with_info=True)
-    >>> info.vocab_size, info.class_names[:2]
+    >>> info.vocabulary_size, info.class_names[:2]
     """
     _check_common(batch_size, sequence_length, image_shape, text_fields)
     manifests = openmoji_manifests(data_dir, test_fraction)
@@ -195,7 +195,7 @@ def emoji_groups(
     info = DatasetInfo(
         class_names=GROUPS,
         tokenizer=tokenizer,
-        vocab_size=tokenizer.vocab_size,
+        vocabulary_size=tokenizer.vocabulary_size,
         sequence_length=tokenizer.sequence_length,
         image_shape=tuple(image_shape),
         num_train=len(manifests["train"]),
@@ -278,7 +278,7 @@ def emoji_retrieval(
     info = DatasetInfo(
         class_names=(),
         tokenizer=tokenizer,
-        vocab_size=tokenizer.vocab_size,
+        vocabulary_size=tokenizer.vocabulary_size,
         sequence_length=tokenizer.sequence_length,
         image_shape=tuple(image_shape),
         num_train=len(manifests["train"]),

@@ -11,7 +11,7 @@ gradients, and ``strategy.reduce`` of the loss. The workers' weights stay
 identical; the float non-trainable variables (BatchNormalization moving
 statistics, updated per replica) are averaged over the replicas after each
 epoch so that every worker ends with the same model. Evaluation runs after
-training (see ``mmzoo.train``).
+training (see ``mmzoo.training.train``).
 
 Preemption safety: with ``backup_dir`` the model, optimizer, epoch counter
 and history are checkpointed after each epoch (``tf.train.Checkpoint``; the
@@ -25,7 +25,7 @@ Example:
 >>> with strategy.scope():
 ...     model = mmzoo.build("av_digits_concat")
 >>> train_ds, _ = mmzoo.datasets.av_digits(batch_size=64, drop_remainder=True)
->>> history = mmzoo.distributed_loop.fit(model, strategy, train_ds, epochs=3, global_batch_size=64)
+>>> history = mmzoo.training.distributed_loop.fit(model, strategy, train_ds, epochs=3, global_batch_size=64)
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import time
 import keras
 import tensorflow as tf
 
-from mmzoo import distribute
+from mmzoo.training import distribute
 
 _HISTORY_FILE = "history.json"
 

@@ -61,7 +61,7 @@ def columns_for(name, model):
         else:
             texts = [r["annotation"] for r in openmoji_records()]
             tokenizer = data.VocabTokenizer.fit(
-                texts, sequence_length=tensor.shape[1], max_tokens=entry.tiny.get("vocab_size", 100)
+                texts, sequence_length=tensor.shape[1], max_tokens=entry.tiny.get("vocabulary_size", 100)
             )
             columns[key] = data.TextColumn(key, tokenizer)
     return columns
@@ -111,7 +111,7 @@ def av_digits_export():
 
 def av_digits_test_inputs(n):
     """The first ``n`` examples of the embedded AV-digits test split (model inputs)."""
-    from mmzoo.data import av_digits  # noqa: PLC0415
+    from mmzoo.datasets import av_digits_recipe as av_digits  # noqa: PLC0415
 
     inputs = av_digits.load_arrays()["test"][0]
     return {k: v[:n] for k, v in inputs.items()}

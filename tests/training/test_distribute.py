@@ -10,7 +10,7 @@ import sys
 import pytest
 import tensorflow as tf
 
-from mmzoo import distribute
+from mmzoo.training import distribute
 
 
 def _env(**extra):
@@ -120,7 +120,7 @@ import json, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from mmzoo import train
+from mmzoo.training import train
 out = {}
 for kind in ("default", "mirrored"):
     result = train.train_and_evaluate(

@@ -12,7 +12,7 @@ import pytest
 import mmzoo
 from mmzoo import cli
 
-sys.path.insert(0, os.path.dirname(__file__))  # --import-mode=importlib: make the helper importable
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "serving"))  # --import-mode=importlib
 import serving_fixtures as fx  # noqa: E402
 
 
@@ -125,7 +125,7 @@ def test_export_tflite_converts_an_export_and_reports_accuracy(files, capsys, tm
     served = mmzoo.load(files["export"])
     x = {k: np.asarray(v) for k, v in fx.av_digits_test_inputs(4).items()}
     expected = served.predict(x)["probabilities"]
-    np.testing.assert_allclose(mmzoo.tflite.TFLiteModel(str(out_file)).predict(x), expected, atol=1e-5)
+    np.testing.assert_allclose(mmzoo.serving.tflite.TFLiteModel(str(out_file)).predict(x), expected, atol=1e-5)
 
 
 def test_export_tflite_bad_arguments(files, capsys, tmp_path):

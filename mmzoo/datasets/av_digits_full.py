@@ -1,6 +1,6 @@
 """Full-size AV-digits from the raw files: FSDD recordings + MNIST ``t10k``.
 
-Same recipe as the embedded copy (``mmzoo.data.av_digits``): FSDD index 0-4
+Same recipe as the embedded copy (``mmzoo.datasets.av_digits_recipe``): FSDD index 0-4
 is test and 5-49 train (2,250 train / 250 test pairs), MNIST split by index
 parity, seeded pairing, the same waveform fitting and the same seeded
 degradation. The arrays are built once per process and data folder.
@@ -12,7 +12,7 @@ import functools
 
 import numpy as np
 
-from mmzoo.data import av_digits as recipe
+from mmzoo.datasets import av_digits_recipe as recipe
 from mmzoo.data import paths
 
 TRAIN_INDICES = range(5, 50)

@@ -19,7 +19,7 @@ import os
 import tensorflow as tf
 
 from mmzoo import _validation as check
-from mmzoo.data import tokenizers
+from mmzoo.data.tokenizers import base as tokenizers
 
 PRESET_DIR = "preset"
 PREPROCESSOR_FILE = "preprocessor.json"  # written by KerasHub's save_to_preset
@@ -61,7 +61,7 @@ class KerasHubTokenizer(tf.Module):
             preprocessor.sequence_length = check.positive_int("sequence_length", sequence_length)
         self.preprocessor = preprocessor
         self.sequence_length = int(preprocessor.sequence_length)
-        self.vocab_size = int(preprocessor.tokenizer.vocabulary_size())
+        self.vocabulary_size = int(preprocessor.tokenizer.vocabulary_size())
 
     def __call__(self, texts):
         """Maps strings to ids; works eagerly, in ``Dataset.map`` and in ``tf.function``.
