@@ -1,10 +1,22 @@
 """The one place where mmzoo touches Keras internals (each use tested in ``tests/test_keras_compat.py``).
 
-Keras 3 has no public API for these; keeping them here means a Keras upgrade
-breaks one small, tested module instead of scattered call sites.
+Keras 3 has no public API for some of what mmzoo needs; keeping those uses
+here means a Keras upgrade breaks one small, tested module instead of
+scattered call sites. Everything else in ``mmzoo/`` uses public Keras APIs
+only (``keras.src`` is imported nowhere else).
+
+* ``in_safe_mode()`` / ``safe_mode_scope(...)``: the deserialization safe-mode
+  flag that ``keras.saving.load_model(safe_mode=...)`` sets (private: Keras
+  exports only ``keras.config.enable_unsafe_deserialization``).
+* ``walk_layers(layer)``: a layer and all its sublayers, found with public
+  means only (``Model.layers`` and ``Layer``-valued attributes); the test
+  checks it against Keras's private ``Layer._flatten_layers``.
 """
 
 from __future__ import annotations
+
+import collections
+import contextlib
 
 
 def in_safe_mode():
@@ -12,7 +24,101 @@ def in_safe_mode():
 
     ``keras.layers.TFSMLayer.from_config`` reads the same flag to refuse
     loading a SavedModel in safe mode; ``mmzoo.layers.HubLayer`` follows it.
+
+    Returns:
+        ``True``/``False`` inside ``keras.saving.load_model(..., safe_mode=...)``
+        (or ``safe_mode_scope``), ``False`` after
+        ``keras.config.enable_unsafe_deserialization()``, else ``None``.
     """
-    from keras.src.saving import serialization_lib  # noqa: PLC0415 (private: no public equivalent)
+    from keras.src.saving import serialization_lib  # private: no public equivalent
 
     return serialization_lib.in_safe_mode()
+
+
+@contextlib.contextmanager
+def safe_mode_scope(safe_mode=True):
+    """Sets Keras's deserialization safe-mode flag inside the block, as ``load_model`` does.
+
+    Args:
+        safe_mode: The flag's value inside the block.
+
+    Example:
+
+    >>> from mmzoo import _keras_compat
+    >>> with _keras_compat.safe_mode_scope(False):
+    ...     _keras_compat.in_safe_mode()
+    False
+    """
+    from keras.src.saving import serialization_lib  # private: no public equivalent
+
+    with serialization_lib.SafeModeScope(safe_mode):
+        yield
+
+
+def _layer_values(value):
+    """The ``keras.layers.Layer`` objects in an attribute value (lists, tuples and dicts searched)."""
+    import keras
+
+    if isinstance(value, keras.layers.Layer):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [layer for item in value for layer in _layer_values(item)]
+    return []
+
+
+def _sublayers(layer):
+    """The direct sublayers of ``layer``: a model's ``layers``, else its ``Layer``-valued attributes."""
+    import keras
+
+    if isinstance(layer, keras.Model):  # functional, sequential and subclassed models list them publicly
+        return list(layer.layers)
+    return [sub for value in vars(layer).values() for sub in _layer_values(value)]
+
+
+def walk_layers(layer, include_self=True):
+    """A layer and every sublayer it holds, at any depth, each once.
+
+    Finds what Keras tracks as sublayers with public means only: the layers
+    of a ``keras.Model`` (``model.layers``: a nested functional model, a
+    KerasHub backbone) and the ``Layer`` objects any other layer keeps as
+    attributes (directly or in lists, tuples and dicts), recursively. The
+    same layers as Keras's private ``Layer._flatten_layers``, except the
+    ``InputLayer`` of a ``Sequential`` model (which has no weights).
+
+    Args:
+        layer: A ``keras.layers.Layer`` (a model is one).
+        include_self: Put ``layer`` itself first.
+
+    Returns:
+        A list of layers, parents before their sublayers.
+
+    Raises:
+        ValueError: If ``layer`` is not a Keras layer.
+
+    Example:
+
+    >>> import keras
+    >>> from mmzoo import _keras_compat
+    >>> inner = keras.Sequential([keras.layers.Dense(2), keras.layers.BatchNormalization()])
+    >>> outer = keras.Sequential([keras.Input((3,)), inner, keras.layers.Dense(1)])
+    >>> sorted(type(x).__name__ for x in _keras_compat.walk_layers(outer, include_self=False))
+    ['BatchNormalization', 'Dense', 'Dense', 'Sequential']
+    """
+    import keras
+
+    if not isinstance(layer, keras.layers.Layer):
+        raise ValueError(f"`layer` must be a keras.layers.Layer. Received: layer={layer!r}")  # noqa: TRY004
+    out, seen = [], {id(layer)}
+    if include_self:
+        out.append(layer)
+    queue = collections.deque(_sublayers(layer))
+    while queue:
+        sub = queue.popleft()
+        if id(sub) in seen:
+            continue
+        seen.add(id(sub))
+        out.append(sub)
+        queue.extend(_sublayers(sub))
+    return out

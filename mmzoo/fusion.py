@@ -12,9 +12,24 @@ width_i)`` tensors, one per modality, in the order of the branches:
 ``late(mode="mean")``         decision-level: combines per-modality logits
 ============================  ==============================================
 
-The element-wise kinds project every input with its own ``Dense(units)`` when
-``units`` is given or when the input widths differ (then ``units`` defaults to
-the widest input); with equal widths and no ``units`` they add no weights.
+Projection width. The element-wise kinds (``add``, ``multiply``,
+``weighted_sum``, ``attention``) need one width, so each input gets its own
+``Dense(units)`` projection when ``units`` is given or when the input widths
+differ. With ``units=None`` and differing widths the width is
+``min(narrowest input, DEFAULT_MAX_UNITS)`` (``DEFAULT_MAX_UNITS = 128``):
+never wider than the narrowest modality (projecting up adds weights but no
+information) and never more than 128, so a flattened conv map cannot make the
+fusion huge by accident. The projections then hold
+``units * (sum of input widths + number of inputs)`` weights: on the zoo's
+flattened AV-digits branches (1600 and 5120 wide) ``attention()`` holds
+860,416 projection weights instead of 34.4M with the widest-input rule. With
+equal widths and ``units=None`` they add no projection. Pass ``units=`` to
+choose the width yourself.
+
+Mixed precision: every sublayer is made with the fusion's
+``dtype=self.dtype_policy``, so a fusion built with ``dtype="mixed_float16"``
+computes and returns float16 with float32 weights; the softmax over
+modalities runs in float32 and is cast back.
 """
 
 from __future__ import annotations
@@ -24,9 +39,43 @@ from keras import ops
 
 from mmzoo import _validation as check
 
+DEFAULT_MAX_UNITS = 128
+"""Cap of the default projection width (``units=None`` with differing input widths)."""
+
+
+def default_units(widths):
+    """The projection width an element-wise fusion uses when ``units`` is None.
+
+    Args:
+        widths: The input feature widths, one per modality.
+
+    Returns:
+        The common width when all widths are equal (no projection is made),
+        else ``min(min(widths), DEFAULT_MAX_UNITS)``.
+
+    Example:
+
+    >>> from mmzoo import fusion
+    >>> fusion.default_units([1600, 5120])
+    128
+    >>> fusion.default_units([6, 3])
+    3
+    >>> fusion.default_units([512, 512])
+    512
+    """
+    widths = [int(w) for w in widths]
+    if len(set(widths)) == 1:
+        return widths[0]
+    return min(min(widths), DEFAULT_MAX_UNITS)
+
+
+def _softmax_float32(logits, dtype, axis=-1):
+    """Softmax computed in float32 (safe under float16 policies), returned in ``dtype``."""
+    return ops.cast(ops.softmax(ops.cast(logits, "float32"), axis=axis), dtype)
+
 
 class _ProjectedFusion(keras.layers.Layer):
-    """Base of the element-wise fusions: optional per-input projection."""
+    """Base of the element-wise fusions: optional per-input projection to a common width."""
 
     def __init__(self, units=None, **kwargs):
         super().__init__(**kwargs)
@@ -46,16 +95,26 @@ class _ProjectedFusion(keras.layers.Layer):
                 raise ValueError(
                     f"{type(self).__name__} expects rank-2 (batch, width) inputs. Received shapes: {input_shape}"
                 )
+            if shape[-1] is None:
+                raise ValueError(
+                    f"{type(self).__name__} needs a known feature width for every input. "
+                    f"Received shapes: {input_shape}"
+                )
+
+    def _fused_width(self, input_shape):
+        return self.units or default_units([shape[-1] for shape in input_shape])
 
     def build(self, input_shape):
         self._check_inputs(input_shape)
         widths = [shape[-1] for shape in input_shape]
+        self.fused_width = self._fused_width(input_shape)
         if self.units is not None or len(set(widths)) > 1:
-            units = self.units or max(widths)
-            self.projections = [keras.layers.Dense(units, name=f"projection_{i}") for i in range(len(widths))]
+            self.projections = [
+                keras.layers.Dense(self.fused_width, name=f"projection_{i}", dtype=self.dtype_policy)
+                for i in range(len(widths))
+            ]
             for layer, shape in zip(self.projections, input_shape):
                 layer.build(shape)
-        self.fused_width = self.units or max(widths)
         self.built = True
 
     def project(self, inputs):
@@ -64,7 +123,7 @@ class _ProjectedFusion(keras.layers.Layer):
         return list(inputs)
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0][0], self.units or max(shape[-1] for shape in input_shape))
+        return (input_shape[0][0], self._fused_width(input_shape))
 
     def get_config(self):
         config = super().get_config()
@@ -125,7 +184,7 @@ class WeightedSumFusion(_ProjectedFusion):
         return keras.ops.convert_to_numpy(ops.softmax(self.weight_logits))
 
     def call(self, inputs):
-        weights = ops.cast(ops.softmax(self.weight_logits), self.compute_dtype)
+        weights = _softmax_float32(self.weight_logits, self.compute_dtype)
         projected = self.project(inputs)
         out = projected[0] * weights[0]
         for i, x in enumerate(projected[1:], start=1):
@@ -145,9 +204,11 @@ class AttentionFusion(_ProjectedFusion):
     reads them out for a batch.
 
     Args:
-        units: Projection width (defaults to the widest input when widths
-            differ; no projection when they are equal and ``units`` is None).
+        units: Projection width. ``None`` (default): no projection when the
+            input widths are equal, else ``min(narrowest input, 128)`` (see
+            ``default_units``).
         attention_dim: Width of the scoring MLP.
+        **kwargs: Standard layer arguments (``name``, ``dtype``).
     """
 
     def __init__(self, units=None, attention_dim=64, **kwargs):
@@ -156,10 +217,11 @@ class AttentionFusion(_ProjectedFusion):
 
     def build(self, input_shape):
         super().build(input_shape)
-        width = self.units or max(shape[-1] for shape in input_shape)
-        self.score_hidden = keras.layers.Dense(self.attention_dim, activation="tanh", name="score_hidden")
-        self.score_hidden.build((None, width))
-        self.score = keras.layers.Dense(1, use_bias=False, name="score")
+        self.score_hidden = keras.layers.Dense(
+            self.attention_dim, activation="tanh", name="score_hidden", dtype=self.dtype_policy
+        )
+        self.score_hidden.build((None, self.fused_width))
+        self.score = keras.layers.Dense(1, use_bias=False, name="score", dtype=self.dtype_policy)
         self.score.build((None, self.attention_dim))
 
     def _stack(self, inputs):
@@ -167,11 +229,13 @@ class AttentionFusion(_ProjectedFusion):
 
     def _weights(self, stacked):
         scores = ops.squeeze(self.score(self.score_hidden(stacked)), -1)  # (batch, modalities)
-        return ops.softmax(scores, axis=-1)
+        return _softmax_float32(scores, self.compute_dtype, axis=-1)
 
     def compute_weights(self, inputs):
-        """Returns the ``(batch, modalities)`` attention weights for ``inputs``."""
-        return self._weights(self._stack(inputs))
+        """Returns the ``(batch, modalities)`` attention weights for ``inputs`` (builds the layer if needed)."""
+        if not self.built:
+            self.build([tuple(x.shape) for x in inputs])
+        return self._weights(self._stack([ops.cast(x, self.compute_dtype) for x in inputs]))
 
     def call(self, inputs):
         stacked = self._stack(inputs)
@@ -218,7 +282,7 @@ class LateFusion(keras.layers.Layer):
             return ops.sum(stacked, axis=0)
         if self.mode == "mean":
             return ops.mean(stacked, axis=0)
-        weights = ops.cast(ops.softmax(self.weight_logits), self.compute_dtype)
+        weights = _softmax_float32(self.weight_logits, self.compute_dtype)
         return ops.tensordot(weights, stacked, axes=1)
 
     def compute_output_shape(self, input_shape):
@@ -231,32 +295,152 @@ class LateFusion(keras.layers.Layer):
 
 
 def concat(name="fusion"):
-    """Concatenation fusion. Example: ``compose(bs, fusion=fusion.concat(), ...)``."""
+    """Concatenation fusion: ``(batch, sum of widths)``, no weights.
+
+    Args:
+        name: Layer name.
+
+    Returns:
+        A ``ConcatFusion`` layer.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from mmzoo import fusion
+    >>> tuple(fusion.concat()([np.ones((2, 6)), np.ones((2, 3))]).shape)
+    (2, 9)
+    """
     return ConcatFusion(name=name)
 
 
 def add(units=None, name="fusion"):
-    """Element-wise sum, with learned projections to ``units`` when widths differ."""
+    """Element-wise sum of the modality features, projected to a common width when needed.
+
+    Args:
+        units: Common width of the modalities. ``None`` (default): no
+            projection when the input widths are equal, else each input is
+            projected to ``min(narrowest input, 128)`` (see ``default_units``).
+        name: Layer name.
+
+    Returns:
+        An ``AddFusion`` layer.
+
+    Raises:
+        ValueError: If ``units`` is not a positive integer or None.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from mmzoo import fusion
+    >>> tuple(fusion.add()([np.ones((2, 6)), np.ones((2, 3))]).shape)  # projected to the narrowest
+    (2, 3)
+    """
     return AddFusion(units=units, name=name)
 
 
 def multiply(units=None, name="fusion"):
-    """Element-wise product, with learned projections to ``units`` when widths differ."""
+    """Element-wise product of the modality features, projected to a common width when needed.
+
+    Args:
+        units: Common width of the modalities. ``None`` (default): no
+            projection when the input widths are equal, else each input is
+            projected to ``min(narrowest input, 128)`` (see ``default_units``).
+        name: Layer name.
+
+    Returns:
+        A ``MultiplyFusion`` layer.
+
+    Raises:
+        ValueError: If ``units`` is not a positive integer or None.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from mmzoo import fusion
+    >>> tuple(fusion.multiply(units=4)([np.ones((2, 6)), np.ones((2, 3))]).shape)
+    (2, 4)
+    """
     return MultiplyFusion(units=units, name=name)
 
 
 def weighted_sum(units=None, name="fusion"):
-    """Learned weighted sum: one softmax-normalised weight per modality."""
+    """Learned weighted sum: one softmax-normalised weight per modality (equal at start).
+
+    Args:
+        units: Common width of the modalities. ``None`` (default): no
+            projection when the input widths are equal, else each input is
+            projected to ``min(narrowest input, 128)`` (see ``default_units``).
+        name: Layer name.
+
+    Returns:
+        A ``WeightedSumFusion`` layer; ``modality_weights()`` reads the weights.
+
+    Raises:
+        ValueError: If ``units`` is not a positive integer or None.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from mmzoo import fusion
+    >>> layer = fusion.weighted_sum()
+    >>> tuple(layer([np.ones((2, 4)), np.ones((2, 4))]).shape)
+    (2, 4)
+    >>> layer.modality_weights().tolist()
+    [0.5, 0.5]
+    """
     return WeightedSumFusion(units=units, name=name)
 
 
 def attention(units=None, attention_dim=64, name="fusion"):
-    """Per-example modality attention; read the weights with ``attention_weights``."""
+    """Per-example modality attention; read the weights with ``attention_weights``.
+
+    Args:
+        units: Common width of the modalities. ``None`` (default): no
+            projection when the input widths are equal, else each input is
+            projected to ``min(narrowest input, 128)`` (see ``default_units``).
+        attention_dim: Width of the scoring MLP.
+        name: Layer name.
+
+    Returns:
+        An ``AttentionFusion`` layer.
+
+    Raises:
+        ValueError: If ``units`` or ``attention_dim`` is not a positive integer.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from mmzoo import fusion
+    >>> layer = fusion.attention()
+    >>> tuple(layer([np.ones((2, 1600)), np.ones((2, 5120))]).shape)  # the width is capped at 128
+    (2, 128)
+    >>> layer.count_params()  # 128 * (1600 + 5120 + 2) projection + 128 * 64 + 64 + 64 scorer
+    868736
+    """
     return AttentionFusion(units=units, attention_dim=attention_dim, name=name)
 
 
 def late(mode="mean", name="fusion"):
-    """Decision-level fusion: one output layer per modality, logits combined by ``mode``."""
+    """Decision-level fusion: one output layer per modality, logits combined by ``mode``.
+
+    Args:
+        mode: ``"mean"``, ``"sum"`` or ``"weighted"`` (one learned,
+            softmax-normalised weight per modality).
+        name: Layer name.
+
+    Returns:
+        A ``LateFusion`` layer.
+
+    Raises:
+        ValueError: If ``mode`` is not one of the three.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from mmzoo import fusion
+    >>> fusion.late("sum")([np.ones((1, 2)), np.ones((1, 2))]).numpy().tolist()
+    [[2.0, 2.0]]
+    """
     return LateFusion(mode=mode, name=name)
 
 
@@ -283,6 +467,15 @@ def get(identifier):
     raise ValueError(f"`fusion` must be a fusion layer or one of {sorted(FUSIONS)}. Received: fusion={identifier!r}")
 
 
+def _attention_layer(model, layer_name):
+    """The ``AttentionFusion`` layer of ``model`` named ``layer_name``, or None."""
+    try:
+        layer = model.get_layer(layer_name)
+    except ValueError:
+        return None
+    return layer if isinstance(layer, AttentionFusion) else None
+
+
 def attention_weights(model, inputs, layer_name="fusion"):
     """Reads per-example modality attention weights out of a composed model.
 
@@ -298,16 +491,14 @@ def attention_weights(model, inputs, layer_name="fusion"):
     Raises:
         ValueError: If the model has no ``AttentionFusion`` layer of that name.
 
-    Example:
+    Example::
 
-    >>> model = mmzoo.build("av_digits_attention")
-    >>> weights = fusion.attention_weights(model, next(iter(test_ds))[0])
+        model = mmzoo.build("av_digits_attention")
+        train_ds, test_ds = mmzoo.datasets.av_digits()
+        weights = fusion.attention_weights(model, next(iter(test_ds))[0])
     """
-    try:
-        layer = model.get_layer(layer_name)
-    except ValueError:
-        layer = None
-    if not isinstance(layer, AttentionFusion):
+    layer = _attention_layer(model, layer_name)
+    if layer is None:
         raise ValueError(f"Model {model.name!r} has no AttentionFusion layer named {layer_name!r}.")
     features = keras.Model(model.input, layer.input)(inputs)
     return keras.ops.convert_to_numpy(layer.compute_weights(features))

@@ -24,10 +24,64 @@ def test_add_and_multiply_without_projection_when_widths_match():
 
 def test_projections_when_widths_differ_or_units_given():
     add = fusion.add()
-    assert add([A, C]).shape == (4, 6)
+    assert add([A, C]).shape == (4, 3)  # default: the narrowest width (capped at DEFAULT_MAX_UNITS)
     assert len(add.projections) == 2
     mul = fusion.multiply(units=5)
     assert mul([A, B]).shape == (4, 5)
+
+
+@pytest.mark.parametrize("make", [fusion.add, fusion.multiply, fusion.weighted_sum, fusion.attention])
+def test_default_projection_width_is_the_narrowest_input_capped(make):
+    wide = np.zeros((2, 300), "float32")
+    wider = np.zeros((2, 1000), "float32")
+    layer = make()
+    assert layer([wide, wider]).shape == (2, fusion.DEFAULT_MAX_UNITS)
+    assert [p.units for p in layer.projections] == [fusion.DEFAULT_MAX_UNITS] * 2
+    assert make()([A, C]).shape == (4, 3)  # narrower than the cap: the narrowest input
+    assert make(units=300)([wide, wider]).shape == (2, 300)  # an explicit width wins
+
+
+def _av_digits_branches():
+    from mmzoo.datasets import av_digits_recipe as data
+
+    image = branches.image_cnn(data.IMAGE_SHAPE, filters=(32, 64), reduction="flatten", name="image")
+    audio = branches.audio_spectrogram_cnn(
+        data.NUM_SAMPLES, data.SAMPLE_RATE, filters=(32, 64), reduction="flatten", name="audio"
+    )
+    return [image, audio]
+
+
+def test_default_fusions_on_flattened_av_digits_branches_stay_small():
+    """The zoo's own flattened branches (1600 and 5120 wide) once made attention() a 35M-weight model."""
+    parts = _av_digits_branches()
+    widths = [b.features.shape[-1] for b in parts]
+    sizes = {}
+    for name in ("concat", "attention", "weighted_sum", "add", "multiply"):
+        model = mmzoo.compose(parts, fusion=name, head=heads.multiclass(10), hidden=(64,), compile=False)
+        sizes[name] = model.count_params()
+        if name != "concat":
+            layer = model.get_layer("fusion")
+            assert layer.fused_width == min(min(widths), fusion.DEFAULT_MAX_UNITS)
+            projection_weights = sum(int(np.prod(w.shape)) for p in layer.projections for w in p.weights)
+            assert projection_weights == layer.fused_width * (sum(widths) + len(widths))
+    for name, size in sizes.items():
+        assert size < 3 * sizes["concat"], (name, size, sizes["concat"])  # was 75x for attention and weighted_sum
+
+
+def test_fusions_under_mixed_precision_compute_in_float16_with_float32_weights():
+    x = [A, C]
+    for make in (fusion.add, fusion.multiply, fusion.weighted_sum, fusion.attention):
+        reference = make()
+        layer = type(reference).from_config({**reference.get_config(), "dtype": "mixed_float16"})
+        out = layer(x)
+        assert out.dtype == "float16", make.__name__
+        assert {w.dtype for w in layer.weights} == {"float32"}, make.__name__
+        reference(x)
+        reference.set_weights(layer.get_weights())
+        np.testing.assert_allclose(np.asarray(out, "float32"), reference(x), rtol=1e-2, atol=1e-2)
+    layer = fusion.AttentionFusion(units=8, attention_dim=4, dtype="mixed_float16")
+    weights = np.asarray(layer.compute_weights(x), "float32")
+    np.testing.assert_allclose(weights.sum(1), 1.0, atol=2e-3)
 
 
 def test_weighted_sum_starts_equal_and_is_softmax_normalised():

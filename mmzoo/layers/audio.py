@@ -21,13 +21,25 @@ class Spectrogram(keras.layers.Layer):
 
     Input shape: ``(batch, samples)``. Output shape:
     ``(batch, frames, fft_length // 2 + 1)`` with
-    ``frames = 1 + (samples - frame_length) // frame_step``.
+    ``frames = 1 + (samples - fft_length) // frame_step`` (each frame spans
+    ``fft_length`` samples, the ``frame_length``-sample Hann window centred
+    in it, as ``keras.ops.stft`` does).
+
+    Mixed precision: the STFT, magnitude and log always run in float32 (or
+    float64 under a float64 policy), because float16 has too little range and
+    precision for them (``ops.stft`` refuses it); under a ``"mixed_float16"``
+    / ``"mixed_bfloat16"`` policy the waveform is taken in float32
+    (``input_dtype``) and only the result is cast to the compute dtype.
 
     Example:
 
+    >>> import numpy as np
+    >>> from mmzoo.layers import Spectrogram
     >>> layer = Spectrogram(frame_length=256, frame_step=128)
-    >>> layer(np.zeros((2, 4000), "float32")).shape
-    TensorShape([2, 30, 129])
+    >>> tuple(layer(np.zeros((2, 4000), "float32")).shape)
+    (2, 30, 129)
+    >>> Spectrogram(dtype="mixed_float16")(np.zeros((2, 4000), "float32")).dtype.name
+    'float16'
     """
 
     def __init__(self, frame_length=256, frame_step=128, fft_length=None, mode="log", **kwargs):
@@ -41,9 +53,18 @@ class Spectrogram(keras.layers.Layer):
             )
         self.mode = check.choice("mode", mode, {"log", "magnitude"})
 
+    @property
+    def input_dtype(self):
+        """The dtype the waveform is converted to: float32 unless the policy computes in float64."""
+        return self._stft_dtype
+
+    @property
+    def _stft_dtype(self):
+        return "float64" if self.compute_dtype == "float64" else "float32"
+
     def call(self, inputs):
         real, imag = ops.stft(
-            ops.cast(inputs, self.compute_dtype),
+            ops.cast(inputs, self._stft_dtype),
             sequence_length=self.frame_length,
             sequence_stride=self.frame_step,
             fft_length=self.fft_length,
@@ -51,11 +72,12 @@ class Spectrogram(keras.layers.Layer):
             center=False,
         )
         magnitude = ops.sqrt(real * real + imag * imag + 1e-12)
-        return ops.log(magnitude + 1e-6) if self.mode == "log" else magnitude
+        outputs = ops.log(magnitude + 1e-6) if self.mode == "log" else magnitude
+        return ops.cast(outputs, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         samples = input_shape[-1]
-        frames = None if samples is None else 1 + (samples - self.frame_length) // self.frame_step
+        frames = None if samples is None else max(0, 1 + (samples - self.fft_length) // self.frame_step)
         return (input_shape[0], frames, self.fft_length // 2 + 1)
 
     def get_config(self):

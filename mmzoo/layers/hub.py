@@ -23,6 +23,12 @@ refused in Keras safe mode: load such models with
 ``keras.saving.load_model(path, safe_mode=False)`` only from sources you
 trust. Exports (``mmzoo.export``) do not need this: the SavedModel's
 functions and variables are written into the export.
+
+Mixed precision: a SavedModel computes in the dtypes it was traced with, so
+``HubLayer`` feeds it floating inputs in the SavedModel's own dtype (its
+``input_dtype``; no float16 round trip under ``"mixed_float16"``) and casts
+floating outputs to the layer's compute dtype. The adopted variables keep
+their own dtype (float32 for published models).
 """
 
 from __future__ import annotations
@@ -31,8 +37,8 @@ import inspect
 
 import keras
 import tensorflow as tf
-from keras.src.saving import serialization_lib
 
+from mmzoo._keras_compat import in_safe_mode
 from mmzoo._offline import load_hub_module
 
 
@@ -106,10 +112,10 @@ class HubLayer(keras.layers.Layer):
         ConnectionError: If ``handle`` is a URL that cannot be downloaded
             (the message says how to pass a local copy).
 
-    Example:
+    Example::
 
-    >>> encoder = HubLayer("/models/my_image_encoder", output_key="pooled_output", trainable=True)
-    >>> features = encoder(keras.Input((96, 96, 3)))
+        encoder = HubLayer("/models/my_image_encoder", output_key="pooled_output", trainable=True)
+        features = encoder(keras.Input((96, 96, 3)))
     """
 
     def __init__(self, handle, output_key=None, signature=None, batched=True, trainable=False, **kwargs):
@@ -137,6 +143,39 @@ class HubLayer(keras.layers.Layer):
     def module_input_spec(self):
         """The spec of the SavedModel function's first input (a ``tf.TensorSpec`` or a dict)."""
         return call_input_spec(self._fn)
+
+    @property
+    def input_dtype(self):
+        """The dtype floating inputs are converted to: the SavedModel's own floating input dtype.
+
+        Falls back to the compute dtype when the SavedModel takes no floating input.
+        """
+        for spec in tf.nest.flatten(self.module_input_spec()):
+            dtype = getattr(spec, "dtype", None)
+            if dtype is not None and dtype.is_floating:
+                return dtype.name
+        return self.compute_dtype
+
+    def _to_module_dtypes(self, inputs):
+        """Casts floating inputs to the dtypes of the SavedModel's input spec (where the structures match)."""
+
+        def cast(x, spec):
+            dtype = getattr(spec, "dtype", None)
+            x = tf.convert_to_tensor(x)
+            if dtype is not None and dtype.is_floating and x.dtype.is_floating and x.dtype != dtype:
+                return tf.cast(x, dtype)
+            return x
+
+        try:
+            return tf.nest.map_structure(cast, inputs, self.module_input_spec())
+        except (TypeError, ValueError):  # structures differ: let the SavedModel report it
+            return inputs
+
+    def _to_compute_dtype(self, outputs):
+        return tf.nest.map_structure(
+            lambda y: tf.cast(y, self.compute_dtype) if y.dtype.is_floating and y.dtype != self.compute_dtype else y,
+            outputs,
+        )
 
     def _adopt(self, variable):
         """Tracks an existing tf.Variable as a Keras weight (no copy)."""
@@ -180,13 +219,15 @@ class HubLayer(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         training = bool(training) and self.trainable
+        inputs = self._to_module_dtypes(inputs)
         if self.batched:
-            return self._select(self._call_module(inputs, training))
+            return self._to_compute_dtype(self._select(self._call_module(inputs, training)))
         example_output = self._select(_concrete_functions(self._fn)[0].structured_outputs)
         spec = tf.TensorSpec(example_output.shape, example_output.dtype)
-        return tf.map_fn(
+        outputs = tf.map_fn(
             lambda example: self._select(self._call_module(example, training)), inputs, fn_output_signature=spec
         )
+        return self._to_compute_dtype(outputs)
 
     def get_config(self):
         config = super().get_config()
@@ -204,7 +245,7 @@ class HubLayer(keras.layers.Layer):
                 because loading a SavedModel runs its graph code.
         """
         # The same rule and check as keras.layers.TFSMLayer.from_config.
-        effective = safe_mode if safe_mode is not None else serialization_lib.in_safe_mode()
+        effective = safe_mode if safe_mode is not None else in_safe_mode()
         if effective is not False:
             raise ValueError(
                 f"Refusing to load HubLayer handle={config.get('handle')!r} in safe mode: loading a SavedModel "

@@ -15,7 +15,24 @@ class SequencePooling(keras.layers.Layer):
     Args:
         mode: ``"avg"`` (mean over unmasked steps), ``"max"`` (max over
             unmasked steps) or ``"first"`` (the first step, BERT's ``[CLS]``).
-        **kwargs: Standard layer arguments.
+        **kwargs: Standard layer arguments (``name``, ``dtype``...).
+
+    Raises:
+        ValueError: If ``mode`` is not one of the three.
+
+    Under a float16 policy the masked ``"max"`` fills padding with ``-1e4``
+    (float16's range ends at 65504) instead of ``-1e9``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from mmzoo.layers import SequencePooling
+    >>> x = np.array([[[1.0], [3.0], [100.0]]], "float32")
+    >>> mask = np.array([[True, True, False]])
+    >>> SequencePooling("avg")(x, mask=mask).numpy().tolist()
+    [[2.0]]
+    >>> SequencePooling("max")(x, mask=mask).numpy().tolist()
+    [[3.0]]
     """
 
     def __init__(self, mode="avg", **kwargs):

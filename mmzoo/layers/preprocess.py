@@ -41,6 +41,12 @@ APPLICATION_MODULES = {
 def preprocess_function(application):
     """The ``preprocess_input`` of ``keras.applications`` model ``application``.
 
+    Args:
+        application: A model name from ``APPLICATION_MODULES``, e.g. ``"ResNet50"``.
+
+    Returns:
+        The function ``keras.applications.<module>.preprocess_input``.
+
     Raises:
         ValueError: If ``application`` is not a known model name.
     """
@@ -60,6 +66,14 @@ class ApplicationPreprocess(keras.layers.Layer):
 
     Raises:
         ValueError: If ``application`` is unknown or ``input_scale`` is not positive.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from mmzoo.layers import ApplicationPreprocess
+    >>> layer = ApplicationPreprocess("MobileNetV2")  # "tf" mode: [0, 255] -> [-1, 1]
+    >>> layer(np.array([[[[0.0, 0.5, 1.0]]]], "float32")).numpy().tolist()
+    [[[[-1.0, 0.0, 1.0]]]]
     """
 
     def __init__(self, application, input_scale=255.0, **kwargs):
@@ -93,6 +107,19 @@ class TokenIdsToEncoderInputs(keras.layers.Layer):
         segment_key: Key of the all-zero segment ids (``"input_type_ids"`` /
             ``"segment_ids"``), or ``None`` to leave it out.
         **kwargs: Standard layer arguments.
+
+    Raises:
+        ValueError: If a key is not a non-empty string (``segment_key`` may be None).
+
+    The outputs are int32 whatever the layer's dtype policy.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from mmzoo.layers import TokenIdsToEncoderInputs
+    >>> out = TokenIdsToEncoderInputs()(np.array([[7, 5, 0]], "int32"))
+    >>> {key: value.numpy().tolist() for key, value in sorted(out.items())}
+    {'input_mask': [[1, 1, 0]], 'input_type_ids': [[0, 0, 0]], 'input_word_ids': [[7, 5, 0]]}
     """
 
     def __init__(self, ids_key="input_word_ids", mask_key="input_mask", segment_key="input_type_ids", **kwargs):
