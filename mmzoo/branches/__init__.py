@@ -6,7 +6,7 @@ Each builder returns a ``Branch`` (name, input, features, modality) that
 
 from mmzoo.branches.audio import audio_conv1d, audio_rnn, audio_spectrogram_cnn
 from mmzoo.branches.base import Branch
-from mmzoo.branches.image import image_cnn, image_resnet, image_resnet50
+from mmzoo.branches.image import image_cnn, image_resnet
 from mmzoo.branches.keras_app import image_keras_app
 from mmzoo.branches.keras_hub import image_keras_hub, text_keras_hub
 from mmzoo.branches.pretrained import PretrainedBranch, apply_preprocessors
@@ -25,7 +25,6 @@ __all__ = [
     "image_keras_app",
     "image_keras_hub",
     "image_resnet",
-    "image_resnet50",
     "image_tf_hub",
     "text_bert",
     "text_embedding",

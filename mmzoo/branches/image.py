@@ -1,4 +1,9 @@
-"""Image branch builders: inputs are float32 ``(H, W, C)`` images in [0, 1]."""
+"""Image branch builders: inputs are float32 ``(H, W, C)`` images in [0, 1].
+
+``image_resnet`` builds a ``keras_hub.models.ResNetBackbone`` (imported inside
+the builder) and wires it as ``image_keras_hub`` wires a pretrained one. The
+``keras.applications`` ResNet50 is ``image_keras_app("ResNet50")``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ import keras
 from mmzoo import _validation as check
 from mmzoo.branches.base import Branch
 
-_REDUCTIONS = {"avg", "max", "flatten"}
+# How a feature map becomes a vector (``reduce_feature_map``).
+MAP_REDUCTIONS = {"avg", "max", "flatten"}
 
 
 def reduce_feature_map(x, reduction, name):
@@ -56,6 +62,7 @@ def image_cnn(
 
     Example:
 
+    >>> from mmzoo import branches
     >>> image = branches.image_cnn((28, 28, 1), filters=(32, 64), name="image")
     >>> image.features.shape
     (None, 64)
@@ -64,7 +71,7 @@ def image_cnn(
     filters = check.positive_ints("filters", filters)
     kernel_size = check.positive_int("kernel_size", kernel_size)
     pool_size = check.positive_int("pool_size", pool_size)
-    check.choice("reduction", reduction, _REDUCTIONS)
+    check.choice("reduction", reduction, MAP_REDUCTIONS)
     check.choice("padding", padding, {"valid", "same"})
     check.identifier("name", name)
 
@@ -94,119 +101,108 @@ def image_cnn(
     return Branch(name, inputs, reduce_feature_map(x, reduction, name), "image")
 
 
-def _residual_block(x, filters, stride, bottleneck, name):
-    """A ResNet v1 basic (two 3x3) or bottleneck (1x1-3x3-1x1, 4x wider) block."""
-    out_width = filters * 4 if bottleneck else filters
-    shortcut = x
-    if stride != 1 or x.shape[-1] != out_width:
-        shortcut = keras.layers.Conv2D(out_width, 1, strides=stride, use_bias=False, name=f"{name}_0_conv")(x)
-        shortcut = keras.layers.BatchNormalization(
-            epsilon=1.001e-5, synchronized=True, name=f"{name}_0_bn"
-        )(shortcut)
-    if bottleneck:
-        convs = [(filters, 1, stride), (filters, 3, 1), (out_width, 1, 1)]
-    else:
-        convs = [(filters, 3, stride), (filters, 3, 1)]
-    for j, (width, kernel, s) in enumerate(convs, start=1):
-        x = keras.layers.Conv2D(width, kernel, strides=s, padding="same", use_bias=False, name=f"{name}_{j}_conv")(x)
-        x = keras.layers.BatchNormalization(epsilon=1.001e-5, synchronized=True, name=f"{name}_{j}_bn")(x)
-        if j < len(convs):
-            x = keras.layers.Activation("relu", name=f"{name}_{j}_relu")(x)
-    x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
-    return keras.layers.Activation("relu", name=f"{name}_out")(x)
+# depth -> (residual blocks per stage, KerasHub block type), as in He et al. (2016), table 1.
+RESNET_DEPTHS = {
+    18: ((2, 2, 2, 2), "basic_block"),
+    34: ((3, 4, 6, 3), "basic_block"),
+    50: ((3, 4, 6, 3), "bottleneck_block"),
+    101: ((3, 4, 23, 3), "bottleneck_block"),
+    152: ((3, 8, 36, 3), "bottleneck_block"),
+}
+_RESNET_FILTERS = (64, 128, 256, 512)
 
 
 def image_resnet(
     input_shape=(224, 224, 3),
-    stack_sizes=(2, 2, 2, 2),
-    filters=(64, 128, 256, 512),
-    bottleneck=False,
-    stem_filters=64,
+    depth=18,
+    stackwise_num_blocks=None,
+    stackwise_num_filters=None,
+    block_type=None,
+    use_pre_activation=False,
     reduction="avg",
     name="image",
 ):
-    """A ResNet (v1) image encoder; the defaults are ResNet18.
+    """A ``keras_hub.models.ResNetBackbone`` with random weights; the defaults are ResNet18.
 
-    ResNet34 is ``stack_sizes=(3, 4, 6, 3)``; ResNet50 is ``stack_sizes=(3, 4,
-    6, 3), bottleneck=True``. Small ``filters``/``stack_sizes`` give tiny
-    versions for tests.
+    ``depth`` picks the stage depths and block type of ResNet18/34 (basic
+    blocks, 512 features) or ResNet50/101/152 (bottleneck blocks, 2,048
+    features); ``stackwise_num_blocks`` / ``stackwise_num_filters`` override
+    them for other sizes, e.g. tiny versions for tests. The stem is the
+    usual 7x7/2 convolution with 64 filters and a 3x3/2 max-pooling; stage
+    ``i > 0`` starts with a stride of 2.
+
+    The backbone (nested as one layer, ``{name}_backbone``) is wired as
+    ``image_keras_hub(backbone)`` wires a pretrained one, without an image
+    converter: with random weights the [0, 1] inputs go in as they are (the
+    first BatchNormalization absorbs the scale). A pretrained ResNet is the
+    same branch from a preset, whose converter then rescales the inputs:
+    ``image_keras_hub("resnet_50_imagenet")``.
 
     Args:
         input_shape: ``(height, width, channels)``.
-        stack_sizes: Residual blocks per stage.
-        filters: Base filters per stage (same length as ``stack_sizes``).
-        bottleneck: Use 1x1-3x3-1x1 bottleneck blocks (4x output width).
-        stem_filters: Filters of the 7x7/2 stem convolution.
+        depth: 18, 34, 50, 101 or 152.
+        stackwise_num_blocks: Residual blocks per stage (``None``: the
+            ``depth``'s, e.g. ``(2, 2, 2, 2)`` for 18).
+        stackwise_num_filters: Base filters per stage, one per stage; the
+            first must be 64 (KerasHub's ``ResNetBackbone`` requires it).
+            ``None``: ``(64, 128, 256, 512)`` cut to the number of stages.
+        block_type: ``"basic_block"`` or ``"bottleneck_block"`` (4x wider
+            output); ``None``: the ``depth``'s.
+        use_pre_activation: ResNetV2 (BatchNormalization and ReLU before
+            each convolution) instead of ResNet (v1).
         reduction: ``"avg"``, ``"max"`` or ``"flatten"``.
         name: Input name and layer-name prefix.
 
     Returns:
-        A ``Branch`` with features of width ``filters[-1]`` (x4 if bottleneck).
+        A ``PretrainedBranch`` (no preprocessor) with features of width
+        ``stackwise_num_filters[-1]`` (x4 for bottleneck blocks).
 
     Raises:
         ValueError: If an argument is invalid.
 
     Example:
 
+    >>> from mmzoo import branches
     >>> resnet18 = branches.image_resnet((224, 224, 3), name="image")
     >>> resnet18.features.shape
     (None, 512)
-    """
-    input_shape = check.shape("input_shape", input_shape, 3)
-    stack_sizes = check.positive_ints("stack_sizes", stack_sizes)
-    filters = check.positive_ints("filters", filters)
-    if len(filters) != len(stack_sizes):
-        raise ValueError(
-            f"`filters` needs one entry per stage ({len(stack_sizes)} stages). Received: filters={filters!r}"
-        )
-    stem_filters = check.positive_int("stem_filters", stem_filters)
-    check.choice("reduction", reduction, _REDUCTIONS)
-    check.identifier("name", name)
-
-    inputs = keras.Input(input_shape, name=name)
-    x = keras.layers.Conv2D(stem_filters, 7, strides=2, padding="same", use_bias=False, name=f"{name}_stem_conv")(inputs)
-    x = keras.layers.BatchNormalization(epsilon=1.001e-5, synchronized=True, name=f"{name}_stem_bn")(x)
-    x = keras.layers.Activation("relu", name=f"{name}_stem_relu")(x)
-    x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_stem_pool")(x)
-    for stage, (blocks, width) in enumerate(zip(stack_sizes, filters), start=2):
-        for block in range(1, blocks + 1):
-            stride = 2 if block == 1 and stage > 2 else 1
-            x = _residual_block(x, width, stride, bottleneck, f"{name}_conv{stage}_block{block}")
-    return Branch(name, inputs, reduce_feature_map(x, reduction, name), "image")
-
-
-def image_resnet50(input_shape=(224, 224, 3), reduction="avg", name="image"):
-    """``keras.applications.ResNet50`` (random weights) as an image branch.
-
-    The application model is nested as one layer named ``{name}_resnet50``.
-    Inputs in [0, 1] are scaled to [0, 255] first (the application's range).
-    Pretrained weights are not loaded here (``weights=None``).
-
-    Args:
-        input_shape: ``(height, width, 3)``, at least 32x32.
-        reduction: ``"avg"`` or ``"max"`` global pooling.
-        name: Input name and layer-name prefix.
-
-    Returns:
-        A ``Branch`` with 2048 features.
-
-    Raises:
-        ValueError: If an argument is invalid.
-
-    Example:
-
-    >>> image = branches.image_resnet50((224, 224, 3))
-    >>> image.features.shape
+    >>> branches.image_resnet((64, 64, 3), depth=50).features.shape
     (None, 2048)
     """
+    import keras_hub
+
+    from mmzoo.branches.keras_hub import image_keras_hub  # that module imports this one
+
     input_shape = check.shape("input_shape", input_shape, 3)
-    if input_shape[-1] != 3 or min(input_shape[:2]) < 32:
-        raise ValueError(f"`input_shape` must be (H, W, 3) with H, W >= 32. Received: input_shape={input_shape!r}")
-    check.choice("reduction", reduction, {"avg", "max"})
+    default_blocks, default_type = RESNET_DEPTHS[check.choice("depth", depth, set(RESNET_DEPTHS))]
+    blocks = check.positive_ints("stackwise_num_blocks", default_blocks if stackwise_num_blocks is None
+                                 else stackwise_num_blocks)
+    if stackwise_num_filters is None:
+        if len(blocks) > len(_RESNET_FILTERS):
+            raise ValueError(
+                f"`stackwise_num_filters` is needed for more than {len(_RESNET_FILTERS)} stages. "
+                f"Received: stackwise_num_filters=None, stackwise_num_blocks={blocks}"
+            )
+        stackwise_num_filters = _RESNET_FILTERS[: len(blocks)]
+    filters = check.positive_ints("stackwise_num_filters", stackwise_num_filters)
+    if len(filters) != len(blocks) or filters[0] != 64:
+        raise ValueError(
+            f"`stackwise_num_filters` needs one entry per stage ({len(blocks)} stages), the first 64. "
+            f"Received: stackwise_num_filters={stackwise_num_filters!r}"
+        )
+    block_type = default_type if block_type is None else block_type
+    check.choice("block_type", block_type, {"basic_block", "bottleneck_block"})
+    check.choice("reduction", reduction, MAP_REDUCTIONS)
     check.identifier("name", name)
-    inputs = keras.Input(input_shape, name=name)
-    x = keras.layers.Rescaling(255.0, name=f"{name}_rescale")(inputs)
-    backbone = keras.applications.ResNet50(
-        weights=None, include_top=False, pooling=reduction, input_shape=input_shape, name=f"{name}_resnet50"
+    backbone = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[7],
+        stackwise_num_filters=list(filters),
+        stackwise_num_blocks=list(blocks),
+        stackwise_num_strides=[1] + [2] * (len(blocks) - 1),
+        block_type=block_type,
+        use_pre_activation=bool(use_pre_activation),
+        image_shape=input_shape,
+        name=f"{name}_backbone",
     )
-    return Branch(name, inputs, backbone(x), "image")
+    return image_keras_hub(backbone, input_shape, reduction=reduction, name=name)

@@ -3,6 +3,8 @@
 The application's own ``preprocess_input`` runs inside the model as the
 serializable ``mmzoo.layers.ApplicationPreprocess`` layer, so the model keeps
 the package's image contract (float32 in [0, 1]) and loads in safe mode.
+``image_keras_app("ResNet50")`` is the ``keras.applications`` ResNet50 branch,
+random (``weights=None``) or pretrained from the same builder.
 """
 
 from __future__ import annotations
@@ -68,11 +70,10 @@ def image_keras_app(
         ConnectionError: If ``weights="imagenet"`` must be downloaded and
             cannot be (the message names the URL and how to pass a file).
 
-    Example:
+    Example::
 
-    >>> image = branches.image_keras_app("ResNet50", (224, 224, 3), weights="weights/resnet50_notop.h5")
-    >>> image.features.shape
-    (None, 2048)
+        resnet50 = branches.image_keras_app("ResNet50", (224, 224, 3))  # random weights, 2,048 features
+        pretrained = branches.image_keras_app("ResNet50", (224, 224, 3), weights="weights/resnet50_notop.h5")
     """
     check.choice("application", application, set(APPLICATION_MODULES))
     input_shape = check.shape("input_shape", input_shape, 3)

@@ -7,6 +7,10 @@ based) is returned as ``branch.preprocessor`` for ``tf.data``; the image
 branch's KerasHub image converter (resize, scale, offset) runs inside the
 model after scaling [0, 1] inputs to [0, 255]. ``keras_hub`` is imported
 lazily, so ``import mmzoo`` does not pay for it.
+
+The random-weight builders ``text_bert`` and ``image_resnet`` make a KerasHub
+backbone and pass it to these builders: random and pretrained weights share
+one code path.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import keras
 
 from mmzoo import _validation as check
 from mmzoo._offline import KERAS_HUB_LOCAL_COPY, fetch
-from mmzoo.branches.image import reduce_feature_map
+from mmzoo.branches.image import MAP_REDUCTIONS, reduce_feature_map
 from mmzoo.branches.pretrained import PretrainedBranch
 from mmzoo.data.tokenizers.keras_hub import KerasHubTokenizer
 from mmzoo.layers import SequencePooling, TokenIdsToEncoderInputs
@@ -88,13 +92,13 @@ def text_keras_hub(preset_or_backbone, sequence_length=128, reduction="pooled", 
         ValueError: If an argument is invalid.
         ConnectionError: If a preset must be downloaded and cannot be.
 
-    Example:
+    Example::
 
-    >>> text = branches.text_keras_hub("presets/bert_tiny_en_uncased", sequence_length=64)
-    >>> train = branches.apply_preprocessors(raw_train.batch(32), [text])
-    >>> columns = {"text": data.TextColumn("annotation", text.preprocessor),
-    ...            "image": data.ImageColumn("image", (224, 224, 3))}
-    >>> mmzoo.export(model, "saved_models/emoji", preprocessing=columns)
+        text = branches.text_keras_hub("presets/bert_tiny_en_uncased", sequence_length=64)
+        train = branches.apply_preprocessors(raw_train.batch(32), [text])
+        columns = {"text": data.TextColumn("annotation", text.preprocessor),
+                   "image": data.ImageColumn("image", (224, 224, 3))}
+        mmzoo.export(model, "saved_models/emoji", preprocessing=columns)
     """
     import keras_hub
 
@@ -138,21 +142,22 @@ def image_keras_hub(preset_or_backbone, input_shape=(224, 224, 3), reduction="av
                     image_converter=None, name="image"):
     """A KerasHub image backbone (ResNet, EfficientNet, ...) as an image branch.
 
-    Inputs in [0, 1] are scaled to [0, 255], passed through the preset's
+    Inputs in [0, 1] are scaled to [0, 255] and passed through the preset's
     KerasHub image converter (its resize, scale and offset; part of the
     model, so exports take [0, 1] images), then the backbone; its feature map
-    is globally pooled.
+    is globally pooled. Without a converter (a backbone object and no
+    ``image_converter``, as ``image_resnet`` builds), the backbone takes the
+    [0, 1] images as they are.
 
     Args:
         preset_or_backbone: A preset name (e.g. ``"resnet_50_imagenet"``), a
             local preset folder, or a ``keras_hub.models.Backbone``.
-        input_shape: ``(height, width, 3)``.
-        reduction: ``"avg"`` or ``"max"`` global pooling.
+        input_shape: ``(height, width, channels)``.
+        reduction: ``"avg"`` or ``"max"`` global pooling, or ``"flatten"``.
         trainable: Whether the backbone's weights train.
         image_converter: A KerasHub ``ImageConverter`` to use; defaults to
-            the preset's. With a backbone object and no converter, inputs
-            are only scaled to [0, 255]: pass the converter the backbone
-            was pretrained with.
+            the preset's. A pretrained backbone object needs the converter
+            it was pretrained with (it takes [0, 255] images).
         name: Input name and layer-name prefix.
 
     Returns:
@@ -162,21 +167,22 @@ def image_keras_hub(preset_or_backbone, input_shape=(224, 224, 3), reduction="av
         ValueError: If an argument is invalid.
         ConnectionError: If a preset must be downloaded and cannot be.
 
-    Example:
+    Example::
 
-    >>> image = branches.image_keras_hub("presets/resnet_18_imagenet", (224, 224, 3), trainable=False)
+        image = branches.image_keras_hub("presets/resnet_18_imagenet", (224, 224, 3), trainable=False)
     """
     import keras_hub
 
     input_shape = check.shape("input_shape", input_shape, 3)
-    check.choice("reduction", reduction, {"avg", "max"})
+    check.choice("reduction", reduction, MAP_REDUCTIONS)
     check.identifier("name", name)
     backbone = _backbone(preset_or_backbone, name, trainable)
     if image_converter is None and isinstance(preset_or_backbone, str):
         image_converter = _load("image converter", preset_or_backbone, keras_hub.layers.ImageConverter)
     inputs = keras.Input(input_shape, name=name)
-    x = keras.layers.Rescaling(255.0, name=f"{name}_rescale")(inputs)
-    if image_converter is not None:
+    x = inputs
+    if image_converter is not None:  # KerasHub converters take [0, 255] images
+        x = keras.layers.Rescaling(255.0, name=f"{name}_rescale")(x)
         image_converter.name = f"{name}_image_converter"
         x = image_converter(x)
     x = backbone(x)

@@ -1,7 +1,9 @@
 """Text branch builders: inputs are int32 token ids ``(sequence_length,)``, 0 = padding.
 
 Tokenization (strings to ids) happens in the input pipeline (``mmzoo.data``),
-never inside the trainable model.
+never inside the trainable model. The Transformer branches are built from
+KerasHub layers and backbones (``keras_hub`` is imported inside the builders,
+so ``import mmzoo.branches`` does not pay for it).
 """
 
 from __future__ import annotations
@@ -10,13 +12,24 @@ import keras
 
 from mmzoo import _validation as check
 from mmzoo.branches.base import Branch, recurrent_stack
-from mmzoo.layers import SequencePooling, TokenAndPositionEmbedding, TransformerEncoder
+from mmzoo.branches.keras_hub import text_keras_hub
+from mmzoo.layers import SequencePooling, TokenIdsToEncoderInputs
+
 
 def _token_input(sequence_length, vocabulary_size, name):
     check.positive_int("sequence_length", sequence_length)
     check.positive_int("vocabulary_size", vocabulary_size)
     check.identifier("name", name)
     return keras.Input((sequence_length,), dtype="int32", name=name)
+
+
+def _check_heads(hidden_dim, num_heads):
+    check.positive_int("hidden_dim", hidden_dim)
+    check.positive_int("num_heads", num_heads)
+    if hidden_dim % num_heads:
+        raise ValueError(
+            f"`hidden_dim` must be divisible by num_heads={num_heads}. Received: hidden_dim={hidden_dim}"
+        )
 
 
 def text_embedding(sequence_length=100, vocabulary_size=10000, embedding_dim=64, reduction="avg", name="text"):
@@ -39,6 +52,7 @@ def text_embedding(sequence_length=100, vocabulary_size=10000, embedding_dim=64,
 
     Example:
 
+    >>> from mmzoo import branches
     >>> text = branches.text_embedding(sequence_length=100, vocabulary_size=10000)
     >>> text.features.shape
     (None, 64)
@@ -88,6 +102,7 @@ def text_rnn(
 
     Example:
 
+    >>> from mmzoo import branches
     >>> text = branches.text_rnn(sequence_length=10, rnn="gru", bidirectional=True)
     >>> text.features.shape
     (None, 128)
@@ -105,66 +120,72 @@ def text_rnn(
 def text_transformer(
     sequence_length=128,
     vocabulary_size=10000,
-    embed_dim=64,
+    hidden_dim=64,
     num_heads=4,
     intermediate_dim=128,
     num_layers=2,
     dropout=0.1,
     activation="gelu",
     reduction="avg",
-    pooler=False,
     name="text",
 ):
-    """Token + position embedding and ``num_layers`` Transformer encoder blocks.
+    """KerasHub token + position embedding and ``num_layers`` KerasHub Transformer encoder blocks.
 
-    Padding (id 0) is masked out of attention and pooling.
+    ``keras_hub.layers.TokenAndPositionEmbedding`` -> ``LayerNormalization``
+    -> ``Dropout`` -> ``num_layers`` x ``keras_hub.layers.TransformerEncoder``
+    (post-norm) -> ``SequencePooling``. The padding mask (ids != 0, from
+    ``TokenIdsToEncoderInputs``) is passed to every encoder block and to the
+    pooling, so padding is left out of attention and of the ``"avg"`` /
+    ``"max"`` pooling.
 
     Args:
-        sequence_length: Token ids per example (also the number of positions).
-        vocabulary_size: Number of distinct ids.
-        embed_dim: Model width; must be divisible by ``num_heads``.
+        sequence_length: Token ids per example (also the number of learned
+            positions).
+        vocabulary_size: Number of distinct ids (id 0 is padding).
+        hidden_dim: Model width; must be divisible by ``num_heads``.
         num_heads: Attention heads.
         intermediate_dim: Feed-forward width.
         num_layers: Encoder blocks.
-        dropout: Dropout rate.
+        dropout: Dropout rate (embeddings, attention, feed-forward).
         activation: Feed-forward activation.
-        reduction: ``"avg"`` / ``"max"`` over tokens, or ``"first"`` (the
-            first token, a ``[CLS]`` position).
-        pooler: Add BERT's pooler (``Dense(embed_dim, tanh)``) after the
-            reduction.
-        name: Input name and layer-name prefix.
+        reduction: ``"avg"`` / ``"max"`` over non-padding tokens, or
+            ``"first"`` (the first token, a ``[CLS]`` position).
+        name: Input name and layer-name prefix (``{name}_embeddings``,
+            ``{name}_encoder1``, ...).
 
     Returns:
-        A ``Branch`` with ``embed_dim`` features.
+        A ``Branch`` with ``hidden_dim`` features.
 
     Raises:
         ValueError: If an argument is invalid.
 
     Example:
 
-    >>> text = branches.text_transformer(sequence_length=32, embed_dim=64, num_heads=4)
+    >>> from mmzoo import branches
+    >>> text = branches.text_transformer(sequence_length=32, hidden_dim=64, num_heads=4)
     >>> text.features.shape
     (None, 64)
     """
+    import keras_hub
+
     inputs = _token_input(sequence_length, vocabulary_size, name)
-    check.positive_int("embed_dim", embed_dim)
-    check.positive_int("num_heads", num_heads)
-    if embed_dim % num_heads:
-        raise ValueError(
-            f"`embed_dim` must be divisible by num_heads={num_heads}. Received: embed_dim={embed_dim}"
-        )
+    _check_heads(hidden_dim, num_heads)
     check.positive_int("intermediate_dim", intermediate_dim)
     check.positive_int("num_layers", num_layers)
     check.fraction("dropout", dropout)
     check.choice("reduction", reduction, {"avg", "max", "first"})
-    x = TokenAndPositionEmbedding(vocabulary_size, sequence_length, embed_dim, name=f"{name}_embeddings")(inputs)
-    x = keras.layers.LayerNormalization(epsilon=1e-12, name=f"{name}_embeddings_norm")(x)
+    masks = TokenIdsToEncoderInputs("token_ids", "padding_mask", None, name=f"{name}_padding_mask")(inputs)
+    padding_mask = masks["padding_mask"]  # int32, 1 for real tokens
+    x = keras_hub.layers.TokenAndPositionEmbedding(
+        vocabulary_size, sequence_length, hidden_dim, name=f"{name}_embeddings"
+    )(inputs)
+    x = keras.layers.LayerNormalization(epsilon=1e-5, name=f"{name}_embeddings_norm")(x)
     x = keras.layers.Dropout(dropout, name=f"{name}_embeddings_dropout")(x)
     for i in range(1, num_layers + 1):
-        x = TransformerEncoder(num_heads, intermediate_dim, dropout, activation, name=f"{name}_encoder{i}")(x)
-    x = SequencePooling(reduction, name=f"{name}_{reduction}_pool")(x)
-    if pooler:
-        x = keras.layers.Dense(embed_dim, activation="tanh", name=f"{name}_pooler")(x)
+        x = keras_hub.layers.TransformerEncoder(
+            intermediate_dim, num_heads, dropout=dropout, activation=activation, name=f"{name}_encoder{i}"
+        )(x, padding_mask=padding_mask)
+    x = SequencePooling(reduction, name=f"{name}_{reduction}_pool")(x, mask=padding_mask)
     return Branch(name, inputs, x, "text")
 
 
@@ -176,48 +197,75 @@ def text_bert(
     num_heads=12,
     intermediate_dim=3072,
     dropout=0.1,
+    max_sequence_length=None,
+    reduction="pooled",
     name="text",
 ):
-    """A BERT-style encoder (random weights); features are its pooled output.
+    """A ``keras_hub.models.BertBackbone`` with random weights; features are its pooled output.
 
-    The defaults are BERT-base's shape (110M weights): WordPiece vocabulary of
-    30,522, 12 layers of width 768 with 12 heads, GELU feed-forward of 3,072,
-    and the tanh pooler on the first (``[CLS]``) token. Pass smaller sizes for
-    tests. Loading pretrained weights is done with the pretrained branches.
+    The defaults are BERT-base's shape: WordPiece vocabulary of 30,522, 12
+    layers of width 768 with 12 heads, GELU feed-forward of 3,072, and the
+    tanh pooler on the first (``[CLS]``) token; 109,482,240 weights with
+    ``max_sequence_length=512`` (BERT-base's position table), 109,187,328 with
+    the default 128 positions. Pass smaller sizes for tests.
+
+    The branch is wired exactly as ``text_keras_hub(backbone)``: the model
+    input is int32 token ids (padding 0), from which the padding mask and
+    zero segment ids are made inside the model. A pretrained BERT is the same
+    branch from a preset: ``text_keras_hub("bert_base_en_uncased")``.
 
     Args:
         sequence_length: Token ids per example (first id is ``[CLS]``).
         vocabulary_size: WordPiece vocabulary size.
-        hidden_dim: Model width.
+        hidden_dim: Model width; must be divisible by ``num_heads``.
         num_layers: Encoder blocks.
         num_heads: Attention heads.
         intermediate_dim: Feed-forward width.
         dropout: Dropout rate.
-        name: Input name and layer-name prefix.
+        max_sequence_length: Rows of the position table (``None``: the
+            ``sequence_length``); at least ``sequence_length``.
+        reduction: ``"pooled"`` (the BERT pooler on ``[CLS]``) or ``"avg"``
+            (mean of the sequence output over non-padding tokens).
+        name: Input name and layer-name prefix; the backbone is the nested
+            layer ``{name}_backbone``.
 
     Returns:
-        A ``Branch`` with ``hidden_dim`` features (the pooled output).
+        A ``PretrainedBranch`` (no preprocessor) with ``hidden_dim`` features.
 
     Raises:
         ValueError: If an argument is invalid.
 
     Example:
 
+    >>> from mmzoo import branches
     >>> text = branches.text_bert(sequence_length=64, hidden_dim=128, num_layers=2, num_heads=2,
     ...                           intermediate_dim=256)
     >>> text.features.shape
     (None, 128)
     """
-    return text_transformer(
-        sequence_length=sequence_length,
+    import keras_hub
+
+    _token_input(sequence_length, vocabulary_size, name)  # validates before building the backbone
+    _check_heads(hidden_dim, num_heads)
+    check.positive_int("num_layers", num_layers)
+    check.positive_int("intermediate_dim", intermediate_dim)
+    check.fraction("dropout", dropout)
+    check.choice("reduction", reduction, {"pooled", "avg"})
+    if max_sequence_length is None:
+        max_sequence_length = sequence_length
+    if check.positive_int("max_sequence_length", max_sequence_length) < sequence_length:
+        raise ValueError(
+            f"`max_sequence_length` must be at least sequence_length={sequence_length}. "
+            f"Received: max_sequence_length={max_sequence_length}"
+        )
+    backbone = keras_hub.models.BertBackbone(
         vocabulary_size=vocabulary_size,
-        embed_dim=hidden_dim,
-        num_heads=num_heads,
-        intermediate_dim=intermediate_dim,
         num_layers=num_layers,
+        num_heads=num_heads,
+        hidden_dim=hidden_dim,
+        intermediate_dim=intermediate_dim,
         dropout=dropout,
-        activation="gelu",
-        reduction="first",
-        pooler=True,
-        name=name,
+        max_sequence_length=max_sequence_length,
+        name=f"{name}_backbone",
     )
+    return text_keras_hub(backbone, sequence_length=sequence_length, reduction=reduction, name=name)

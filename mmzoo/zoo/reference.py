@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from mmzoo import _validation as check
 from mmzoo import branches, fusion, heads
 from mmzoo.composition import compose
 from mmzoo.zoo.registry import register
@@ -16,11 +17,40 @@ def _classification_head(num_classes, class_names=None):
     return heads.multiclass(num_classes, top_k=min(5, max(1, num_classes - 1)), class_names=class_names)
 
 
-def _pretrained_text(text_source, sequence_length):
-    """A ``text_keras_hub`` branch for ``text_source``, or ``None`` for the random-weight default."""
-    if text_source is None:
-        return None
-    return branches.text_keras_hub(text_source, sequence_length=sequence_length, name="text")
+def _modalities(modalities, available):
+    """Returns ``modalities`` as a tuple in ``available``'s order; it must be a non-empty subset of ``available``."""
+    selected = (modalities,) if isinstance(modalities, str) else modalities
+    try:
+        selected = tuple(selected)
+    except TypeError:
+        selected = ()
+    if (not selected or not all(isinstance(m, str) for m in selected) or len(set(selected)) != len(selected)
+            or not set(selected) <= set(available)):
+        raise ValueError(
+            f"`modalities` must be a non-empty subset of {available!r}. Received: modalities={modalities!r}"
+        )
+    return tuple(m for m in available if m in selected)
+
+
+def _check_geometry(image_shape=None, sequence_length=None, vocabulary_size=None, num_samples=None,
+                    sampling_rate=None):
+    """Checks the input-geometry overrides by their zoo names (``Received: image_shape=...``)."""
+    if image_shape is not None:
+        check.shape("image_shape", image_shape, 3)
+    for name, value in (("sequence_length", sequence_length), ("vocabulary_size", vocabulary_size),
+                        ("num_samples", num_samples), ("sampling_rate", sampling_rate)):
+        if value is not None:
+            check.positive_int(name, value)
+
+
+def _bert(text_source, sequence_length, vocabulary_size, hidden_dim, num_layers, num_heads, intermediate_dim,
+          dropout=0.1):
+    """``text_keras_hub(text_source)`` (pretrained), or a random-weight ``text_bert`` of the given size."""
+    if text_source is not None:
+        return branches.text_keras_hub(text_source, sequence_length=sequence_length, name="text")
+    return branches.text_bert(
+        sequence_length, vocabulary_size, hidden_dim, num_layers, num_heads, intermediate_dim, dropout, name="text"
+    )
 
 
 @register(
@@ -30,6 +60,7 @@ def _pretrained_text(text_source, sequence_length):
     modalities=("image", "text"),
 )
 def image_text_cnn(
+    modalities=("image", "text"),
     image_shape=(224, 224, 3),
     sequence_length=100,
     vocabulary_size=10000,
@@ -52,8 +83,11 @@ def image_text_cnn(
     default reduces the image map with global average pooling instead (64
     features); pass ``image_reduction="flatten"`` for the original. The text
     embedding stays flattened (6,400 features), as in the original.
+    ``modalities=("image",)`` or ``("text",)`` gives the unimodal baseline of
+    the same encoder.
 
     Args:
+        modalities: Which inputs to use: ``("image", "text")`` or one of them.
         image_shape: Image input shape.
         sequence_length: Token ids per text.
         vocabulary_size: Vocabulary size.
@@ -65,20 +99,34 @@ def image_text_cnn(
         jit_compile: XLA switch for ``compile``.
 
     Returns:
-        A compiled binary classifier with inputs ``{"image", "text"}``.
+        A compiled binary classifier with inputs ``{"image", "text"}`` (those
+        of ``modalities``).
+
+    Raises:
+        ValueError: If an argument is invalid.
 
     Example:
 
+    >>> import mmzoo
     >>> model = mmzoo.build("image_text_cnn")
     >>> model.count_params() < 2_000_000
     True
+    >>> sorted(mmzoo.build("image_text_cnn", modalities=("text",)).input)
+    ['text']
     """
-    image = branches.image_cnn(
-        image_shape, filters=(image_filters,), kernel_size=3, pool_size=2, reduction=image_reduction, name="image"
-    )
-    text = branches.text_embedding(sequence_length, vocabulary_size, embedding_dim, reduction="flatten", name="text")
+    modalities = _modalities(modalities, ("image", "text"))
+    _check_geometry(image_shape, sequence_length, vocabulary_size)
+    parts = []
+    if "image" in modalities:
+        parts.append(branches.image_cnn(
+            image_shape, filters=(image_filters,), kernel_size=3, pool_size=2, reduction=image_reduction, name="image"
+        ))
+    if "text" in modalities:
+        parts.append(branches.text_embedding(
+            sequence_length, vocabulary_size, embedding_dim, reduction="flatten", name="text"
+        ))
     return compose(
-        [image, text],
+        parts,
         fusion="concat",
         head=heads.binary(),
         hidden=(hidden,),
@@ -94,6 +142,7 @@ def image_text_cnn(
     modalities=("image", "text", "audio"),
 )
 def image_text_audio_cnn_rnn_conv1d(
+    modalities=("image", "text", "audio"),
     image_shape=(28, 28, 1),
     sequence_length=10,
     vocabulary_size=10000,
@@ -118,9 +167,11 @@ def image_text_audio_cnn_rnn_conv1d(
     both maps are flattened first (5,408 and 15,968 features), the smallest
     change that makes the design sound. The audio input is a ``(1000,)``
     waveform (the package's audio contract) rather than ``(1000, 1)``; the
-    branch adds the channel axis itself.
+    branch adds the channel axis itself. A subset of ``modalities`` gives the
+    unimodal (or bimodal) baselines of the same encoders.
 
     Args:
+        modalities: Which of ``("image", "text", "audio")`` to use.
         image_shape: Image input shape.
         sequence_length: Token ids per text.
         vocabulary_size: Vocabulary size.
@@ -133,23 +184,34 @@ def image_text_audio_cnn_rnn_conv1d(
         jit_compile: XLA switch for ``compile``.
 
     Returns:
-        A compiled binary classifier with inputs ``{"image", "text", "audio"}``.
+        A compiled binary classifier with inputs ``{"image", "text", "audio"}``
+        (those of ``modalities``).
+
+    Raises:
+        ValueError: If an argument is invalid.
 
     Example:
 
+    >>> import mmzoo
     >>> model = mmzoo.build("image_text_audio_cnn_rnn_conv1d")
     >>> sorted(model.input)
     ['audio', 'image', 'text']
     """
-    image = branches.image_cnn(image_shape, filters=(image_filters,), reduction="flatten", name="image")
-    text = branches.text_rnn(
-        sequence_length, vocabulary_size, embedding_dim=text_units, rnn="simple", units=text_units, name="text"
-    )
-    audio = branches.audio_conv1d(
-        num_samples, filters=(audio_filters,), kernel_size=3, pool_size=2, reduction="flatten", name="audio"
-    )
+    modalities = _modalities(modalities, ("image", "text", "audio"))
+    _check_geometry(image_shape, sequence_length, vocabulary_size, num_samples)
+    parts = []
+    if "image" in modalities:
+        parts.append(branches.image_cnn(image_shape, filters=(image_filters,), reduction="flatten", name="image"))
+    if "text" in modalities:
+        parts.append(branches.text_rnn(
+            sequence_length, vocabulary_size, embedding_dim=text_units, rnn="simple", units=text_units, name="text"
+        ))
+    if "audio" in modalities:
+        parts.append(branches.audio_conv1d(
+            num_samples, filters=(audio_filters,), kernel_size=3, pool_size=2, reduction="flatten", name="audio"
+        ))
     return compose(
-        [image, text, audio],
+        parts,
         fusion="concat",
         head=heads.binary(),
         hidden=hidden,
@@ -161,16 +223,18 @@ def image_text_audio_cnn_rnn_conv1d(
 
 _TINY_BERT = {"sequence_length": 16, "vocabulary_size": 100, "hidden_dim": 16, "num_layers": 1, "num_heads": 2,
               "intermediate_dim": 32}
+# KerasHub's ResNetBackbone requires 64 filters in the first stage: a tiny ResNet has ~90k weights.
+_TINY_RESNET = {"image_shape": (32, 32, 3), "resnet_stack_sizes": (1, 1), "resnet_filters": (64, 8)}
 
 
 @register(
     "bert_resnet_concat",
-    tiny={**_TINY_BERT, "image_shape": (32, 32, 3), "resnet_stack_sizes": (1, 1), "resnet_filters": (4, 8),
-          "hidden": (8,)},
+    tiny={**_TINY_BERT, **_TINY_RESNET, "hidden": (8,)},
     modalities=("image", "text"),
 )
 def bert_resnet_concat(
     num_classes=2,
+    modalities=("image", "text"),
     sequence_length=128,
     vocabulary_size=30522,
     hidden_dim=768,
@@ -190,16 +254,21 @@ def bert_resnet_concat(
 ):
     """BERT pooled output (768) + ResNet50 features (2048), concatenated, into a classifier.
 
-    Text: a BERT-base-shaped encoder (``branches.text_bert``) whose tanh
-    pooler output on ``[CLS]`` is the text feature. Image:
-    ``keras.applications.ResNet50(weights=None, include_top=False,
-    pooling="avg")``. Concatenated (2,816) ``-> Dense(hidden) -> Dropout ->``
-    softmax over ``num_classes`` (sigmoid when ``num_classes=1``). Weights are
-    random; the pretrained branches load BERT/ResNet checkpoints. The small
-    default learning rate (2e-5) is the fine-tuning rate BERT is trained at.
+    Text: a BERT-base-shaped ``keras_hub.models.BertBackbone``
+    (``branches.text_bert``) whose tanh pooler output on ``[CLS]`` is the
+    text feature. Image: ``keras.applications.ResNet50(weights=None,
+    include_top=False, pooling="avg")`` with its ``preprocess_input`` inside
+    the model (``branches.image_keras_app("ResNet50")``). Concatenated
+    (2,816) ``-> Dense(hidden) -> Dropout ->`` softmax over ``num_classes``
+    (sigmoid when ``num_classes=1``). Weights are random by default; the
+    same builders load pretrained ones (``text_source``, ``image_source``,
+    ``image_weights``). The small default learning rate (2e-5) is the
+    fine-tuning rate BERT is trained at. ``modalities=("image",)`` or
+    ``("text",)`` gives the unimodal baseline of the same encoder.
 
     Args:
         num_classes: Output classes (1 = binary sigmoid).
+        modalities: Which inputs to use: ``("image", "text")`` or one of them.
         sequence_length: Token ids per text.
         vocabulary_size: WordPiece vocabulary size.
         hidden_dim: BERT width.
@@ -208,11 +277,13 @@ def bert_resnet_concat(
         intermediate_dim: BERT feed-forward width.
         image_shape: Image input shape.
         resnet_stack_sizes: ``None`` for ``keras.applications.ResNet50``; a
-            tuple builds an ``image_resnet`` with bottleneck blocks of those
-            stage depths instead (small ones for tests).
-        resnet_filters: Base filters per stage when ``resnet_stack_sizes`` is set.
+            tuple builds a KerasHub ResNet (``branches.image_resnet``) with
+            bottleneck blocks of those stage depths instead (small ones for
+            tests).
+        resnet_filters: Base filters per stage when ``resnet_stack_sizes`` is
+            set (the first must be 64; ``None``: 64, 128, 256, 512).
         hidden: Dense widths after fusion.
-        dropout: Dropout after each hidden layer.
+        dropout: Dropout in BERT and after each hidden layer.
         learning_rate: Adam learning rate.
         jit_compile: XLA switch for ``compile``.
         text_source: Pretrained BERT: a KerasHub preset name, local preset
@@ -224,34 +295,37 @@ def bert_resnet_concat(
             ``keras.applications.ResNet50`` (``branches.image_keras_app``).
 
     Returns:
-        A compiled classifier with inputs ``{"image", "text"}``.
+        A compiled classifier with inputs ``{"image", "text"}`` (those of
+        ``modalities``).
 
-    Example:
+    Raises:
+        ValueError: If an argument is invalid.
 
-    >>> model = mmzoo.build("bert_resnet_concat", num_classes=3)
-    >>> model = mmzoo.build("bert_resnet_concat", text_source="presets/bert_base_en_uncased",
-    ...                     image_weights="imagenet")
+    Example::
+
+        model = mmzoo.build("bert_resnet_concat", num_classes=3)
+        model = mmzoo.build("bert_resnet_concat", text_source="presets/bert_base_en_uncased",
+                            image_weights="imagenet")
     """
-    text = _pretrained_text(text_source, sequence_length) or branches.text_bert(
-        sequence_length, vocabulary_size, hidden_dim, num_layers, num_heads, intermediate_dim, dropout, name="text"
-    )
-    if image_source is not None:
-        image = branches.image_keras_hub(image_source, image_shape, name="image")
-    elif image_weights is not None:
-        image = branches.image_keras_app("ResNet50", image_shape, weights=image_weights, name="image")
-    elif resnet_stack_sizes is None:
-        image = branches.image_resnet50(image_shape, name="image")
-    else:
-        image = branches.image_resnet(
-            image_shape,
-            stack_sizes=resnet_stack_sizes,
-            filters=resnet_filters or tuple(64 * 2**i for i in range(len(resnet_stack_sizes))),
-            bottleneck=True,
-            stem_filters=(resnet_filters or (64,))[0],
-            name="image",
-        )
+    modalities = _modalities(modalities, ("image", "text"))
+    _check_geometry(image_shape, sequence_length, vocabulary_size)
+    parts = []
+    if "text" in modalities:
+        parts.append(_bert(text_source, sequence_length, vocabulary_size, hidden_dim, num_layers, num_heads,
+                           intermediate_dim, dropout))
+    if "image" in modalities:
+        if image_source is not None:
+            image = branches.image_keras_hub(image_source, image_shape, name="image")
+        elif resnet_stack_sizes is not None:
+            image = branches.image_resnet(
+                image_shape, stackwise_num_blocks=resnet_stack_sizes, stackwise_num_filters=resnet_filters,
+                block_type="bottleneck_block", name="image",
+            )
+        else:
+            image = branches.image_keras_app("ResNet50", image_shape, weights=image_weights, name="image")
+        parts.append(image)
     return compose(
-        [text, image],
+        parts,
         fusion="concat",
         head=_classification_head(num_classes),
         hidden=hidden,
@@ -264,12 +338,12 @@ def bert_resnet_concat(
 
 @register(
     "bert_resnet_lstm_late_fusion",
-    tiny={**_TINY_BERT, "image_shape": (32, 32, 3), "resnet_stack_sizes": (1, 1), "resnet_filters": (4, 8),
-          "num_samples": 1024, "audio_units": 4, "hidden": 8},
+    tiny={**_TINY_BERT, **_TINY_RESNET, "num_samples": 1024, "audio_units": 4, "hidden": 8},
     modalities=("image", "text", "audio"),
 )
 def bert_resnet_lstm_late_fusion(
     num_classes=3,
+    modalities=("image", "text", "audio"),
     sequence_length=128,
     vocabulary_size=30522,
     hidden_dim=768,
@@ -297,10 +371,16 @@ def bert_resnet_lstm_late_fusion(
     logits are summed (decision-level fusion) and a softmax gives the
     sentiment over ``num_classes`` (default 3: negative, neutral, positive).
     Summing logits (``combine="sum"``) multiplies the modalities'
-    unnormalised class probabilities; ``"mean"`` and ``"weighted"`` are offered.
+    unnormalised class probabilities; ``"mean"`` and ``"weighted"`` are
+    offered. BERT is a ``keras_hub.models.BertBackbone``
+    (``branches.text_bert``), ResNet18 a ``keras_hub.models.ResNetBackbone``
+    (``branches.image_resnet``), both random unless ``text_source`` /
+    ``image_source`` name pretrained ones. A subset of ``modalities`` gives
+    the unimodal (or bimodal) baselines of the same encoders.
 
     Args:
         num_classes: Sentiment classes.
+        modalities: Which of ``("image", "text", "audio")`` to use.
         sequence_length: Token ids per text.
         vocabulary_size: WordPiece vocabulary size.
         hidden_dim: BERT width.
@@ -308,8 +388,8 @@ def bert_resnet_lstm_late_fusion(
         num_heads: BERT attention heads.
         intermediate_dim: BERT feed-forward width.
         image_shape: Image input shape.
-        resnet_stack_sizes: Residual blocks per stage (ResNet18: 2, 2, 2, 2).
-        resnet_filters: Base filters per stage.
+        resnet_stack_sizes: Residual (basic) blocks per stage (ResNet18: 2, 2, 2, 2).
+        resnet_filters: Base filters per stage (the first must be 64).
         num_samples: Audio samples.
         sampling_rate: Audio sampling rate (Hz).
         audio_units: Units of each LSTM layer.
@@ -323,31 +403,40 @@ def bert_resnet_lstm_late_fusion(
             backbone) replacing the random-weight ResNet18.
 
     Returns:
-        A compiled classifier with inputs ``{"image", "text", "audio"}``.
+        A compiled classifier with inputs ``{"image", "text", "audio"}``
+        (those of ``modalities``).
 
-    Example:
+    Raises:
+        ValueError: If an argument is invalid.
 
-    >>> model = mmzoo.build("bert_resnet_lstm_late_fusion", num_classes=2)
+    Example::
+
+        model = mmzoo.build("bert_resnet_lstm_late_fusion", num_classes=2)
+        audio_only = mmzoo.build("bert_resnet_lstm_late_fusion", modalities=("audio",))
     """
-    text = _pretrained_text(text_source, sequence_length) or branches.text_bert(
-        sequence_length, vocabulary_size, hidden_dim, num_layers, num_heads, intermediate_dim, name="text"
-    )
-    if image_source is not None:
-        image = branches.image_keras_hub(image_source, image_shape, name="image")
-    else:
-        image = branches.image_resnet(
-            image_shape, stack_sizes=resnet_stack_sizes, filters=resnet_filters, stem_filters=resnet_filters[0],
-            name="image",
-        )
-    audio = branches.audio_rnn(
-        num_samples, sampling_rate, frame_length=512 if num_samples >= 512 else num_samples,
-        frame_step=256, rnn="lstm", units=audio_units, num_layers=2, name="audio",
-    )
-    head = _classification_head(num_classes)
+    modalities = _modalities(modalities, ("image", "text", "audio"))
+    _check_geometry(image_shape, sequence_length, vocabulary_size, num_samples, sampling_rate)
+    parts = []
+    if "text" in modalities:
+        parts.append(_bert(text_source, sequence_length, vocabulary_size, hidden_dim, num_layers, num_heads,
+                           intermediate_dim))
+    if "image" in modalities:
+        if image_source is not None:
+            parts.append(branches.image_keras_hub(image_source, image_shape, name="image"))
+        else:
+            parts.append(branches.image_resnet(
+                image_shape, stackwise_num_blocks=resnet_stack_sizes, stackwise_num_filters=resnet_filters,
+                block_type="basic_block", name="image",
+            ))
+    if "audio" in modalities:
+        parts.append(branches.audio_rnn(
+            num_samples, sampling_rate, frame_length=min(512, num_samples),
+            frame_step=256, rnn="lstm", units=audio_units, num_layers=2, name="audio",
+        ))
     return compose(
-        [text, image, audio],
+        parts,
         fusion=fusion.late(combine),
-        head=head,
+        head=_classification_head(num_classes),
         hidden=(hidden,),
         name="bert_resnet_lstm_late_fusion",
         learning_rate=learning_rate,
@@ -383,7 +472,8 @@ def image_text_retrieval(
     ``temperature``) or the triplet margin loss (``loss="triplet"``: image
     anchor, its text, every other text of the batch). The encoders are
     ``model.image_encoder`` / ``model.text_encoder`` for indexing and
-    querying; ``mmzoo.retrieval.recall_at_k`` scores them.
+    querying; ``mmzoo.retrieval.recall_at_k`` scores them. It needs both
+    inputs (it maps one into the other), so it has no ``modalities`` argument.
 
     Args:
         image_shape: Image input shape.
@@ -404,12 +494,14 @@ def image_text_retrieval(
 
     Example:
 
+    >>> import mmzoo
     >>> model = mmzoo.build("image_text_retrieval", loss="triplet")
     >>> model.image_encoder.output.shape
     (None, 128)
     """
     from mmzoo.retrieval import DualEncoder
 
+    _check_geometry(image_shape, sequence_length, vocabulary_size)
     def project(branch):
         x = keras.layers.Dense(embedding_dim, name=f"{branch.name}_projection")(branch.features)
         x = keras.layers.UnitNormalization(dtype="float32", name=f"{branch.name}_l2_normalize")(x)

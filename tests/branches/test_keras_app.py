@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import mmzoo
 from mmzoo import branches, heads
@@ -51,6 +50,16 @@ def test_model_with_app_branch_reloads_in_safe_mode(saved_weights, tmp_path):
     reloaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
     x = {"image": _images()}
     np.testing.assert_array_equal(reloaded(x), model(x))
+
+
+def test_resnet50_is_the_keras_application_with_its_preprocessing():
+    b = branches.image_keras_app("ResNet50", SHAPE)
+    assert b.features.shape == (None, 2048) and b.source == "ResNet50"
+    encoder = b.encoder()
+    assert encoder.get_layer("image_resnet50").count_params() == 23_587_712
+    assert encoder.get_layer("image_preprocess").get_config()["application"] == "ResNet50"
+    with pytest.raises(ValueError, match="input_shape"):
+        branches.image_keras_app("ResNet50", (16, 16, 3))
 
 
 def test_preprocess_layer_is_the_applications_own():

@@ -36,7 +36,8 @@ RAW_SERVING_SCRIPT = textwrap.dedent(
 @pytest.fixture(scope="module")
 def openmoji_pngs(shared_data):
     """The first 8 OpenMoji rows and their PNG bytes."""
-    rows = [json.loads(line) for line in open(shared_data / "openmoji" / "openmoji.jsonl")][:8]
+    with open(shared_data / "openmoji" / "openmoji.jsonl") as f:
+        rows = [json.loads(line) for line in f][:8]
     pngs = [tf.io.read_file(str(shared_data / "openmoji" / "images" / f"{r['hexcode']}.png")) for r in rows]
     return rows, [p.numpy() for p in pngs]
 
@@ -82,6 +83,8 @@ def test_image_text_model_from_local_presets_trains_and_exports(presets, openmoj
     image = branches.image_keras_hub(presets["resnet"], IMAGE)
     assert text.features.shape == (None, 8) and image.features.shape == (None, 8)
     assert text.source == presets["bert"] and text.preprocessor is not None
+    # The preset's converter takes [0, 255] images: the branch scales its [0, 1] input first.
+    assert {"image_rescale", "image_image_converter"} <= {layer.name for layer in image.encoder().layers}
     model = mmzoo.compose([text, image], head=heads.multiclass(3), hidden=(4,), learning_rate=0.01)
     raw = tf.data.Dataset.from_tensor_slices(({"text": texts, "image": images}, labels)).batch(8)
     ds = branches.apply_preprocessors(raw, [text, image])
@@ -113,7 +116,7 @@ def test_image_text_model_from_local_presets_trains_and_exports(presets, openmoj
     np.testing.assert_array_equal(reloaded(tf.constant(texts)).numpy(), ids)
     np.savez(tmp_path / "raw.npz", texts=np.array(texts, object), pngs=np.array(pngs, object), expected=expected_raw)
     result = subprocess.run([sys.executable, "-c", RAW_SERVING_SCRIPT, str(tmp_path / "raw.npz"), export],
-                            capture_output=True, text=True, timeout=300)
+                            check=False, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert float(result.stdout.strip().splitlines()[-1]) <= 1e-5
 
@@ -153,3 +156,40 @@ def test_reference_designs_take_pretrained_sources(design, presets, openmoji_bat
     if "audio" in model.input:
         x["audio"] = np.zeros((2, 1024), "float32")
     assert model(x).shape == (2, 3)
+
+
+@pytest.mark.parametrize("design", ["image_text_cnn", "image_text_audio_cnn_rnn_conv1d", "bert_resnet_concat",
+                                    "bert_resnet_lstm_late_fusion"])
+def test_reference_designs_build_unimodal_baselines(design, real_data):
+    from mmzoo import zoo
+
+    for modality in zoo.get(design).modalities:
+        model = zoo.build_tiny(design, modalities=(modality,))
+        assert list(model.input) == [modality]
+        x = {k: v[:2] for k, v in real_data.inputs_for(model).items()}
+        assert model.predict(x, verbose=0).shape[0] == 2
+    with pytest.raises(ValueError, match="modalities="):
+        zoo.build_tiny(design, modalities=("video",))
+    with pytest.raises(ValueError, match="modalities="):
+        zoo.build_tiny(design, modalities=())
+    with pytest.raises(ValueError, match="Received: image_shape=\\(32, 32\\)"):
+        zoo.build_tiny(design, image_shape=(32, 32))
+    with pytest.raises(ValueError, match="Received: sequence_length=0"):
+        zoo.build_tiny(design, sequence_length=0)
+
+
+@pytest.mark.parametrize("design", ["image_text_cnn", "image_text_audio_cnn_rnn_conv1d", "bert_resnet_concat",
+                                    "bert_resnet_lstm_late_fusion", "image_text_retrieval"])
+def test_reference_designs_take_their_input_geometry(design):
+    from mmzoo import zoo
+
+    geometry = {"image_shape": (40, 48, 3), "sequence_length": 12}
+    if "audio" in zoo.get(design).modalities:
+        geometry["num_samples"] = 2048
+    model = zoo.build_tiny(design, **geometry)
+    inputs = ({"image": model.image_encoder.input, "text": model.text_encoder.input} if design == "image_text_retrieval"
+              else model.input)
+    assert tuple(inputs["image"].shape) == (None, 40, 48, 3)
+    assert tuple(inputs["text"].shape) == (None, 12)
+    if "audio" in inputs:
+        assert tuple(inputs["audio"].shape) == (None, 2048)
