@@ -117,7 +117,7 @@ def emoji_groups(
     sequence_length=32,
     text_fields=TEXT_FIELDS,
     image_shape=IMAGE_SHAPE,
-    max_tokens=4000,
+    vocabulary_size=4000,
     tokenizer=None,
     shuffle=True,
     seed=0,
@@ -139,7 +139,8 @@ def emoji_groups(
         text_fields: Fields joined into the text input (default
             ``annotation`` and ``tags``).
         image_shape: Image shape (72x72 is native; 1 or 3 channels on white).
-        max_tokens: Vocabulary size limit of the fitted tokenizer.
+        vocabulary_size: Vocabulary size limit of the fitted tokenizer
+            (what it leaves out is logged).
         tokenizer: A tokenizer to use instead of fitting one on train.
         shuffle: Shuffle the train split every epoch.
         seed: Shuffle/augmentation seed (``None``: nondeterministic).
@@ -169,7 +170,9 @@ def emoji_groups(
     _check_common(batch_size, sequence_length, image_shape, text_fields)
     manifests = openmoji_manifests(data_dir, test_fraction)
     if tokenizer is None:
-        tokenizer = VocabTokenizer.fit(_texts(manifests["train"], text_fields), sequence_length, max_tokens=max_tokens)
+        tokenizer = VocabTokenizer.fit(
+            _texts(manifests["train"], text_fields), sequence_length, vocabulary_size=vocabulary_size
+        )
     features = {"image": ImageColumn("image", image_shape), "text": TextColumn(list(text_fields), tokenizer)}
     label = LabelColumn("group", classes=GROUPS)
     out = []
@@ -210,7 +213,7 @@ def emoji_retrieval(
     batch_size=32,
     sequence_length=16,
     image_shape=IMAGE_SHAPE,
-    max_tokens=4000,
+    vocabulary_size=4000,
     tokenizer=None,
     shuffle=True,
     seed=0,
@@ -233,7 +236,7 @@ def emoji_retrieval(
         batch_size: Pairs per batch.
         sequence_length: Text ids per annotation.
         image_shape: Image shape.
-        max_tokens: Vocabulary size limit.
+        vocabulary_size: Vocabulary size limit (what it leaves out is logged).
         tokenizer: A tokenizer to use instead of fitting one on train.
         shuffle: Shuffle the train split every epoch.
         seed: Shuffle seed.
@@ -258,7 +261,9 @@ def emoji_retrieval(
     _check_common(batch_size, sequence_length, image_shape, ("annotation",))
     manifests = openmoji_manifests(data_dir, test_fraction)
     if tokenizer is None:
-        tokenizer = VocabTokenizer.fit(_texts(manifests["train"], ("annotation",)), sequence_length, max_tokens=max_tokens)
+        tokenizer = VocabTokenizer.fit(
+            _texts(manifests["train"], ("annotation",)), sequence_length, vocabulary_size=vocabulary_size
+        )
     features = {"image": ImageColumn("image", image_shape), "text": TextColumn("annotation", tokenizer)}
     out = []
     for split in ("train", "test"):

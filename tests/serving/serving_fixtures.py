@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -61,7 +62,7 @@ def columns_for(name, model):
         else:
             texts = [r["annotation"] for r in openmoji_records()]
             tokenizer = data.VocabTokenizer.fit(
-                texts, sequence_length=tensor.shape[1], max_tokens=entry.tiny.get("vocabulary_size", 100)
+                texts, sequence_length=tensor.shape[1], vocabulary_size=entry.tiny.get("vocabulary_size", 100)
             )
             columns[key] = data.TextColumn(key, tokenizer)
     return columns
@@ -77,9 +78,9 @@ def raw_inputs(columns):
                 out[key] = mnist_pngs()[0]
             else:
                 paths = [os.path.join(data_dir(), "openmoji", "images", f"{r['hexcode']}.png") for r in records]
-                out[key] = [open(p, "rb").read() for p in paths]
+                out[key] = [Path(p).read_bytes() for p in paths]
         elif isinstance(column, data.AudioColumn):
-            out[key] = [open(p, "rb").read() for p in fsdd_paths()]
+            out[key] = [Path(p).read_bytes() for p in fsdd_paths()]
         else:
             out[key] = [r["annotation"].encode("utf-8") for r in records]
     return out
@@ -96,7 +97,7 @@ def decode_with_data(columns, raw):
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def av_digits_export():
     """``(model, path)``: tiny ``av_digits_concat`` exported with the ``"av_digits"`` preset.
 
@@ -111,7 +112,7 @@ def av_digits_export():
 
 def av_digits_test_inputs(n):
     """The first ``n`` examples of the embedded AV-digits test split (model inputs)."""
-    from mmzoo.datasets import av_digits_recipe as av_digits  # noqa: PLC0415
+    from mmzoo.datasets import av_digits_recipe as av_digits
 
     inputs = av_digits.load_arrays()["test"][0]
     return {k: v[:n] for k, v in inputs.items()}

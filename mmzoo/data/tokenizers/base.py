@@ -1,57 +1,112 @@
-"""Text tokenizers that run inside ``tf.data`` (and inside a serving
-``tf.function``) with tensorflow-text: strings -> int32 ids of a fixed length.
+"""The tokenizer interface shared by every kind, the save/load format and the kind registry.
 
-Two kinds, one contract:
+A mmzoo tokenizer is a ``tf.Module`` (so an exported serving function tracks
+its lookup tables) with:
 
-* ``VocabTokenizer``: split on whitespace or Unicode script boundaries,
-  lower-case, look words up in a vocabulary; unknown words map to the OOV id.
-* ``WordPieceTokenizer``: BERT-style normalisation and WordPiece
-  (``tensorflow_text.FastBertTokenizer``) over a vocabulary file.
+* ``fit(texts, sequence_length, *, vocabulary_size=None, **kind_options)``:
+  a classmethod that learns (or checks) the vocabulary on training texts and
+  logs, once, what the fit leaves out: vocabulary caps (distinct words and
+  share of training tokens that become ``[UNK]``) and truncation (how many
+  training texts are longer than ``sequence_length``). ``vocabulary_size`` is
+  keyword-only everywhere, so the same call means the same thing for every
+  kind and an old positional call fails loudly.
+* ``__call__(texts)``: a scalar or 1-D ``tf.string`` tensor -> int32 ids of
+  shape ``(sequence_length,)`` or ``(batch, sequence_length)``, padded with
+  id 0; runs eagerly, in ``tf.data.Dataset.map`` and in a ``tf.function``.
+* ``save(folder)`` / ``load_tokenizer(folder)``: ``tokenizer.json`` (the
+  ``get_config()`` plus ``format_version``) and the vocabulary files; the
+  reloaded tokenizer gives identical ids.
+* attributes ``sequence_length``, ``vocabulary_size`` and ``kind`` (the
+  registry key written to ``tokenizer.json``).
 
-Both pad with id 0 and truncate to ``sequence_length``, return int32, and
-``save(folder)`` / ``load_tokenizer(folder)`` round-trip exactly (a
-``tokenizer.json`` config plus ``vocab.txt``, one token per line, line ``i`` =
-id ``i``). Both are ``tf.Module``s, so an exported serving function can track
-their lookup tables. ``load_tokenizer`` also reads the third kind,
-``mmzoo.data.KerasHubTokenizer`` (a KerasHub text preprocessor, the
-``preprocessor`` of ``branches.text_keras_hub``).
+This module imports no other tokenizer module: each kind's module imports it
+and registers its class with ``register_kind``. The package's ``__init__``
+imports every built-in kind, and Python always runs it before any of its
+modules, so ``load_tokenizer`` finds them all without an import circle.
 """
 
 from __future__ import annotations
 
-import collections
 import json
+import logging
 import os
 
 import tensorflow as tf
-import tensorflow_text as tf_text
 
 from mmzoo import _validation as check
 
+logger = logging.getLogger("mmzoo.data.tokenizers")
+
 PAD_TOKEN = "[PAD]"
 OOV_TOKEN = "[UNK]"
-SPLITS = ("whitespace", "unicode_script")
 CONFIG_FILE = "tokenizer.json"
 VOCAB_FILE = "vocab.txt"
 FORMAT_VERSION = 1
+# What mmzoo.data.TextColumn and mmzoo.export need from a tokenizer.
+INTERFACE = ("__call__", "save", "get_config", "sequence_length", "vocabulary_size")
+_BATCH = 4096  # texts per eager batch when fitting or measuring
+
+_KINDS = {}
 
 
-def _check_texts(texts):
+def register_kind(cls):
+    """Class decorator: makes ``load_tokenizer`` rebuild tokenizers of ``cls.kind``.
+
+    Args:
+        cls: A tokenizer class with a string ``kind`` and a classmethod
+            ``from_folder(folder, config)``.
+
+    Returns:
+        ``cls`` unchanged.
+
+    Raises:
+        ValueError: If ``cls`` has no ``kind``/``from_folder``, or another
+            class already registered its ``kind``.
+
+    Example::
+
+        @register_kind
+        class MyTokenizer(Tokenizer):
+            kind = "my_kind"
+    """
+    kind = getattr(cls, "kind", None)
+    if not isinstance(kind, str) or not kind or not callable(getattr(cls, "from_folder", None)):
+        raise ValueError(
+            f"A tokenizer kind needs a non-empty string `kind` and a `from_folder` classmethod. Received: cls={cls!r}"
+        )
+    previous = _KINDS.get(kind)
+    if previous is not None and _qualified(previous) != _qualified(cls):
+        raise ValueError(f"Tokenizer kind {kind!r} is already registered by {previous!r}. Received: cls={cls!r}")
+    _KINDS[kind] = cls
+    return cls
+
+
+def _qualified(cls):
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def registered_kinds():
+    """The kinds ``load_tokenizer`` reads, sorted."""
+    return sorted(_KINDS)
+
+
+def check_texts(texts):
+    """``texts`` as a ``tf.string`` tensor, or a ``ValueError``."""
     texts = tf.convert_to_tensor(texts)
     if texts.dtype != tf.string:
         raise ValueError(f"Tokenizers take tf.string text. Received dtype: {texts.dtype.name}")
     return texts
 
 
-def _to_ids(ragged_ids, sequence_length):
-    """Ragged int ids (batch, None) -> int32 (batch, sequence_length), 0-padded."""
+def to_ids(ragged_ids, sequence_length):
+    """Ragged int ids (batch, None) -> int32 (batch, sequence_length), 0-padded and truncated."""
     ids = tf.cast(ragged_ids, tf.int32)
     return ids.to_tensor(default_value=0, shape=[None, sequence_length])
 
 
-def _batched(fn, texts):
+def batched(fn, texts):
     """Applies ``fn`` (rank-1 strings -> (batch, L)) to a scalar or a vector."""
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     if texts.shape.rank == 0:
         return fn(tf.reshape(texts, [1]))[0]
     if texts.shape.rank != 1:
@@ -59,128 +114,88 @@ def _batched(fn, texts):
     return fn(texts)
 
 
-def _read_vocab_file(path):
+def text_list(texts):
+    """The training texts as a non-empty list of ``str``.
+
+    Raises:
+        ValueError: If ``texts`` is a single string, empty, or holds non-strings.
+    """
+    if isinstance(texts, (str, bytes)):
+        raise ValueError(  # noqa: TRY004 (mmzoo raises ValueError for every bad argument, as Keras does)
+            f"`texts` must be an iterable of training texts, not one string. Received: texts={texts!r}"
+        )
+    texts = list(texts)
+    if not texts:
+        raise ValueError("`texts` must hold at least one training text. Received an empty iterable.")
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise ValueError(f"`texts` must hold str values. Received: texts[{bad}]={texts[bad]!r}")
+    return texts
+
+
+def chunks(texts):
+    """Eager ``tf.string`` batches of at most 4,096 texts."""
+    for start in range(0, len(texts), _BATCH):
+        yield tf.constant(texts[start : start + _BATCH], tf.string)
+
+
+def optional_vocabulary_size(value, minimum):
+    """``None`` or a ``vocabulary_size`` of at least ``minimum``."""
+    if value is None:
+        return None
+    check.positive_int("vocabulary_size", value)
+    if value < minimum:
+        raise ValueError(
+            f"`vocabulary_size` must be at least {minimum} (the reserved tokens and one more). "
+            f"Received: vocabulary_size={value}"
+        )
+    return int(value)
+
+
+def read_vocab_file(path):
+    """The lines of a vocabulary file (one token per line)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Vocabulary file not found: {path}")
     with open(path, encoding="utf-8") as f:
         return [line.rstrip("\n") for line in f]
 
 
-def _write_config(folder, config, vocabulary):
+def write_config(folder, config, vocabulary=None):
+    """Writes ``tokenizer.json`` (plus ``vocab.txt`` when ``vocabulary`` is given) into ``folder``."""
+    folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, CONFIG_FILE), "w", encoding="utf-8") as f:
         json.dump({"format_version": FORMAT_VERSION, **config}, f, indent=2, sort_keys=True)
-    with open(os.path.join(folder, VOCAB_FILE), "w", encoding="utf-8") as f:
-        f.writelines(token + "\n" for token in vocabulary)
+    if vocabulary is not None:
+        with open(os.path.join(folder, VOCAB_FILE), "w", encoding="utf-8") as f:
+            f.writelines(token + "\n" for token in vocabulary)
 
 
-class VocabTokenizer(tf.Module):
-    """Word-level tokenizer: split, lower-case, vocabulary lookup, pad/truncate.
+def percent(part, whole):
+    return 100.0 * part / whole if whole else 0.0
 
-    Ids: 0 is padding, 1 is the out-of-vocabulary id, then the vocabulary in
-    order (``vocabulary_size = len(vocabulary) + 2``).
 
-    Args:
-        vocabulary: The known words (unique, non-empty, without whitespace;
-            not the pad or OOV token).
-        sequence_length: Length of every id sequence.
-        lower: Lower-case text (Unicode-aware) before lookup.
-        split: ``"unicode_script"`` (default: also splits punctuation and
-            changes of script off words) or ``"whitespace"``.
+class Tokenizer(tf.Module):
+    """Base of the mmzoo tokenizers: strings -> int32 ids of a fixed length.
 
-    Raises:
-        ValueError: If an argument is invalid (naming the bad token).
-
-    Example:
-
-    >>> tok = VocabTokenizer(["grinning", "face"], sequence_length=4)
-    >>> tok(tf.constant(["Grinning cat face"])).numpy()
-    array([[2, 1, 3, 0]], dtype=int32)
+    Subclasses set ``kind``, ``sequence_length`` and ``vocabulary_size``,
+    implement ``fit``, ``get_config``, ``from_folder`` and ``ragged_ids``
+    (the unpadded ids of a 1-D batch), and set ``unknown_id`` (``None`` when
+    the vocabulary has no unknown token); ``__call__``, ``coverage`` and the
+    fit report come from here.
     """
 
-    kind = "vocab"
-
-    def __init__(self, vocabulary, sequence_length, lower=True, split="unicode_script", name=None):
-        super().__init__(name=name)
-        self.sequence_length = check.positive_int("sequence_length", sequence_length)
-        check.choice("split", split, set(SPLITS))
-        self.lower = bool(lower)
-        self.split = split
-        vocabulary = list(vocabulary)
-        seen = set()
-        for i, token in enumerate(vocabulary):
-            if not isinstance(token, str) or not token or token != "".join(token.split()):
-                raise ValueError(
-                    f"Vocabulary tokens must be non-empty strings without whitespace. "
-                    f"Received: vocabulary[{i}]={token!r}"
-                )
-            if token in (PAD_TOKEN, OOV_TOKEN) or token in seen:
-                raise ValueError(f"Vocabulary token {token!r} (vocabulary[{i}]) is reserved or repeated.")
-            seen.add(token)
-        self._vocabulary = tuple([PAD_TOKEN, OOV_TOKEN] + vocabulary)
-        self.vocabulary_size = len(self._vocabulary)
-        self._splitter = tf_text.UnicodeScriptTokenizer() if split == "unicode_script" else tf_text.WhitespaceTokenizer()
-        keys = tf.constant(vocabulary if vocabulary else [""], tf.string)
-        values = tf.range(2, 2 + len(keys), dtype=tf.int64)
-        self._table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values), default_value=1)
-        self._inverse = tf.constant(self._vocabulary, tf.string)
-
-    @property
-    def vocabulary(self):
-        """All tokens in id order (``[PAD]``, ``[UNK]``, then the words)."""
-        return list(self._vocabulary)
+    kind = None
+    unknown_id = 1
 
     @classmethod
-    def fit(cls, texts, sequence_length, max_tokens=None, min_count=1, lower=True, split="unicode_script"):
-        """Builds the vocabulary from training texts and returns the tokenizer.
+    def fit(cls, texts, sequence_length, *, vocabulary_size=None, **kind_options):
+        """Learns the vocabulary of ``texts`` and returns the tokenizer (see each kind)."""
+        raise NotImplementedError
 
-        Words are counted after the same split/lower-casing used at
-        tokenization time, then sorted by count (descending) then text, and
-        cut to ``max_tokens`` (including the 2 reserved ids).
-
-        Args:
-            texts: Iterable of ``str`` (the training split only).
-            sequence_length: Length of every id sequence.
-            max_tokens: Largest ``vocabulary_size`` (``None`` = no limit).
-            min_count: Words seen fewer times are left out (OOV).
-            lower: Lower-case text.
-            split: ``"unicode_script"`` or ``"whitespace"``.
-
-        Returns:
-            A fitted ``VocabTokenizer``.
-
-        Raises:
-            ValueError: If ``texts`` is empty or an argument is invalid.
-
-        Example:
-
-        >>> tok = VocabTokenizer.fit(["a cat", "a dog"], sequence_length=3)
-        >>> tok.vocabulary
-        ['[PAD]', '[UNK]', 'a', 'cat', 'dog']
-        """
-        texts = [t for t in texts]
-        if not texts:
-            raise ValueError("`texts` must hold at least one training text. Received an empty iterable.")
-        if max_tokens is not None and check.positive_int("max_tokens", max_tokens) < 3:
-            raise ValueError(f"`max_tokens` must be at least 3 (2 reserved ids). Received: max_tokens={max_tokens}")
-        min_count = check.positive_int("min_count", min_count)
-        probe = cls([], sequence_length, lower=lower, split=split)
-        counts = collections.Counter()
-        for start in range(0, len(texts), 4096):
-            words = probe.words(tf.constant(texts[start : start + 4096], tf.string))
-            counts.update(w.decode("utf-8") for w in words.flat_values.numpy())
-        ranked = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
-        ranked = [w for w in ranked if w not in (PAD_TOKEN, OOV_TOKEN)]
-        if max_tokens is not None:
-            ranked = ranked[: max_tokens - 2]
-        return cls(ranked, sequence_length, lower=lower, split=split)
-
-    def words(self, texts):
-        """Splits and lower-cases a 1-D batch of strings into a ragged batch of words."""
-        texts = _check_texts(texts)
-        if self.lower:
-            texts = tf.strings.lower(texts, encoding="utf-8")
-        return self._splitter.tokenize(texts)
+    def ragged_ids(self, texts):
+        """Unpadded, untruncated ids (``tf.RaggedTensor`` (batch, None)) of a 1-D string batch."""
+        raise NotImplementedError
 
     def __call__(self, texts):
         """Maps strings to ids; works eagerly, in ``Dataset.map`` and in ``tf.function``.
@@ -191,226 +206,153 @@ class VocabTokenizer(tf.Module):
         Returns:
             int32 ids of shape ``(sequence_length,)`` or ``(batch, sequence_length)``.
         """
-        return _batched(self._ids, texts)
+        return batched(self._padded_ids, texts)
 
-    def _ids(self, texts):
-        words = self.words(texts)
-        return _to_ids(words.with_flat_values(self._table.lookup(words.flat_values)), self.sequence_length)
+    def _padded_ids(self, texts):
+        return to_ids(self.ragged_ids(texts), self.sequence_length)
 
-    def detokenize(self, ids):
-        """Maps ids back to space-joined (lower-cased) words, dropping padding.
+    def coverage(self, texts):
+        """Counts what tokenizing ``texts`` loses: truncated texts and unknown tokens.
 
         Args:
-            ids: int ``(batch, L)`` ids.
+            texts: An iterable of ``str``.
 
         Returns:
-            ``tf.string`` ``(batch,)``; OOV ids read ``[UNK]``.
+            A dict: ``texts`` (how many), ``truncated`` (how many have more
+            than ``sequence_length`` ids), ``longest`` (most ids of one text),
+            ``tokens`` (ids before truncation, padding excluded) and
+            ``unknown_tokens`` (ids equal to the unknown id; 0 when the
+            vocabulary has none).
         """
-        ids = tf.ragged.boolean_mask(ids, tf.not_equal(ids, 0))
-        return tf.strings.reduce_join(tf.gather(self._inverse, ids), axis=-1, separator=" ")
+        texts = text_list(texts)
+        truncated = longest = tokens = unknown = 0
+        for batch in chunks(texts):
+            ids = self.ragged_ids(batch)
+            lengths = ids.row_lengths().numpy()
+            truncated += int((lengths > self.sequence_length).sum())
+            longest = max(longest, int(lengths.max(initial=0)))
+            tokens += int(lengths.sum())
+            if self.unknown_id is not None:
+                unknown += int(tf.reduce_sum(tf.cast(tf.equal(ids.flat_values, self.unknown_id), tf.int64)))
+        return {"texts": len(texts), "truncated": truncated, "longest": longest, "tokens": tokens,
+                "unknown_tokens": unknown}
+
+    def report_fit(self, texts, unknown_reason=None):
+        """Logs, once, how many training texts are truncated and how many tokens are unknown.
+
+        Args:
+            texts: The training texts.
+            unknown_reason: Why tokens are unknown (appended to that message);
+                ``None`` skips the unknown-token message (the caller reports it).
+
+        Returns:
+            The ``coverage(texts)`` dict.
+        """
+        stats = self.coverage(texts)
+        name = type(self).__name__
+        if stats["truncated"]:
+            logger.warning(
+                "%s.fit: %s of %s training texts (%.1f%%) are longer than sequence_length=%d tokens and will be "
+                "truncated (longest: %d tokens).",
+                name, f"{stats['truncated']:,}", f"{stats['texts']:,}", percent(stats["truncated"], stats["texts"]),
+                self.sequence_length, stats["longest"],
+            )
+        if unknown_reason is not None and stats["unknown_tokens"]:
+            logger.warning(
+                "%s.fit: %s of %s training tokens (%.1f%%) map to the unknown token (%s).",
+                name, f"{stats['unknown_tokens']:,}", f"{stats['tokens']:,}",
+                percent(stats["unknown_tokens"], stats["tokens"]), unknown_reason,
+            )
+        return stats
 
     def get_config(self):
-        """Returns the constructor arguments other than the vocabulary."""
-        return {"kind": self.kind, "sequence_length": self.sequence_length, "lower": self.lower, "split": self.split}
-
-    def save(self, folder):
-        """Writes ``tokenizer.json`` and ``vocab.txt`` into ``folder`` (created if needed).
-
-        Example:
-
-        >>> tok.save("saved_models/emoji/tokenizer")
-        """
-        _write_config(folder, self.get_config(), self.vocabulary)
-
-    @classmethod
-    def from_folder(cls, folder, config):
-        vocabulary = _read_vocab_file(os.path.join(folder, VOCAB_FILE))
-        if vocabulary[:2] != [PAD_TOKEN, OOV_TOKEN]:
-            raise ValueError(f"{os.path.join(folder, VOCAB_FILE)} must start with {PAD_TOKEN} and {OOV_TOKEN}.")
-        return cls(vocabulary[2:], config["sequence_length"], lower=config["lower"], split=config["split"])
-
-
-class WordPieceTokenizer(tf.Module):
-    """BERT-style WordPiece tokenizer (``tensorflow_text.FastBertTokenizer``).
-
-    The text is normalised (lower-cased with accents stripped when
-    ``lower``), split on whitespace and punctuation, and each word split into
-    WordPieces (continuations start with ``##``).
-
-    Args:
-        vocabulary: A list of tokens or the path of a vocabulary file (one
-            token per line). Token 0 must be ``pad_token`` (id 0 is padding)
-            and ``unknown_token`` must be present.
-        sequence_length: Length of every id sequence.
-        lower: Lower-case and strip accents (uncased BERT vocabularies).
-        unknown_token: Token of unknown words.
-        pad_token: Token at id 0.
-
-    Raises:
-        ValueError: If the vocabulary breaks these rules.
-        FileNotFoundError: If the vocabulary file is missing.
-
-    Example:
-
-    >>> tok = WordPieceTokenizer(["[PAD]", "[UNK]", "smil", "##ing", "face"], 4)
-    >>> tok(tf.constant(["Smiling face"])).numpy()
-    array([[2, 3, 4, 0]], dtype=int32)
-    """
-
-    kind = "wordpiece"
-
-    def __init__(self, vocabulary, sequence_length, lower=True, unknown_token=OOV_TOKEN, pad_token=PAD_TOKEN, name=None):
-        super().__init__(name=name)
-        if isinstance(vocabulary, (str, os.PathLike)):
-            vocabulary = _read_vocab_file(os.fspath(vocabulary))
-        vocabulary = list(vocabulary)
-        self.sequence_length = check.positive_int("sequence_length", sequence_length)
-        if not vocabulary or vocabulary[0] != pad_token:
-            raise ValueError(
-                f"WordPiece vocabularies must have the padding token {pad_token!r} at id 0. "
-                f"Received first token: {vocabulary[:1]!r}"
-            )
-        if unknown_token not in vocabulary:
-            raise ValueError(f"The vocabulary has no unknown token {unknown_token!r}.")
-        if len(set(vocabulary)) != len(vocabulary):
-            repeated = [t for t, c in collections.Counter(vocabulary).items() if c > 1]
-            raise ValueError(f"Vocabulary tokens must be unique; repeated: {repeated[:5]!r}")
-        self._vocabulary = tuple(vocabulary)
-        self.vocabulary_size = len(vocabulary)
-        self.lower = bool(lower)
-        self.unknown_token = unknown_token
-        self.pad_token = pad_token
-        self._tokenizer = tf_text.FastBertTokenizer(
-            vocab=vocabulary,
-            token_out_type=tf.int64,
-            unknown_token=unknown_token,
-            support_detokenization=True,
-            lower_case_nfd_strip_accents=self.lower,
-        )
-
-    @classmethod
-    def fit(cls, texts, vocabulary_size, sequence_length, lower=True, reserved_tokens=(PAD_TOKEN, OOV_TOKEN)):
-        """Learns a WordPiece vocabulary from training texts.
-
-        Uses ``tensorflow_text``'s ``bert_vocab_from_dataset``.
-
-        Args:
-            texts: Iterable of ``str`` (the training split only).
-            vocabulary_size: Target vocabulary size (approximate, as in BERT).
-            sequence_length: Length of every id sequence.
-            lower: Lower-case and strip accents.
-            reserved_tokens: Tokens placed first; must start with ``[PAD]``
-                and include ``[UNK]``.
-
-        Returns:
-            A fitted ``WordPieceTokenizer``.
-
-        Raises:
-            ValueError: If ``texts`` is empty or an argument is invalid.
-
-        Example:
-
-        >>> tok = WordPieceTokenizer.fit(texts, vocabulary_size=500, sequence_length=16)
-        """
-        from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset  # noqa: PLC0415
-
-        texts = [t for t in texts]
-        if not texts:
-            raise ValueError("`texts` must hold at least one training text. Received an empty iterable.")
-        vocabulary_size = check.positive_int("vocabulary_size", vocabulary_size)
-        vocab = bert_vocab_from_dataset.bert_vocab_from_dataset(
-            tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string)).batch(1024),
-            vocab_size=vocabulary_size,
-            reserved_tokens=list(reserved_tokens),
-            bert_tokenizer_params={"lower_case": bool(lower)},
-        )
-        return cls(vocab, sequence_length, lower=lower)
+        """Returns the JSON-able settings written to ``tokenizer.json``."""
+        raise NotImplementedError
 
     @property
     def vocabulary(self):
         """All tokens in id order."""
-        return list(self._vocabulary)
-
-    def __call__(self, texts):
-        """Maps strings to ids; works eagerly, in ``Dataset.map`` and in ``tf.function``.
-
-        Args:
-            texts: A scalar or 1-D ``tf.string`` tensor.
-
-        Returns:
-            int32 ids of shape ``(sequence_length,)`` or ``(batch, sequence_length)``.
-        """
-        return _batched(lambda t: _to_ids(self._tokenizer.tokenize(t), self.sequence_length), texts)
-
-    def detokenize(self, ids):
-        """Maps ids back to text (WordPieces re-joined), dropping padding.
-
-        Args:
-            ids: int ``(batch, L)`` ids.
-
-        Returns:
-            ``tf.string`` ``(batch,)``.
-        """
-        ids = tf.ragged.boolean_mask(tf.cast(ids, tf.int64), tf.not_equal(ids, 0))
-        return self._tokenizer.detokenize(ids)
-
-    def get_config(self):
-        """Returns the constructor arguments other than the vocabulary."""
-        return {
-            "kind": self.kind,
-            "sequence_length": self.sequence_length,
-            "lower": self.lower,
-            "unknown_token": self.unknown_token,
-            "pad_token": self.pad_token,
-        }
+        raise NotImplementedError
 
     def save(self, folder):
-        """Writes ``tokenizer.json`` and ``vocab.txt`` into ``folder`` (created if needed)."""
-        _write_config(folder, self.get_config(), self.vocabulary)
+        """Writes ``tokenizer.json`` and ``vocab.txt`` into ``folder`` (created if needed).
+
+        Args:
+            folder: Output folder; ``load_tokenizer(folder)`` reads it back.
+        """
+        write_config(folder, self.get_config(), self.vocabulary)
 
     @classmethod
     def from_folder(cls, folder, config):
-        return cls(
-            os.path.join(folder, VOCAB_FILE),
-            config["sequence_length"],
-            lower=config["lower"],
-            unknown_token=config["unknown_token"],
-            pad_token=config["pad_token"],
+        """Rebuilds the tokenizer from ``save(folder)`` output and its parsed config."""
+        raise NotImplementedError
+
+
+def check_tokenizer(argument, tokenizer):
+    """Returns ``tokenizer`` if it has the interface that ``TextColumn`` and ``mmzoo.export`` use.
+
+    That is a ``tf.Module`` (the export tracks its tables) that is callable
+    and has ``save``, ``get_config``, ``sequence_length`` and
+    ``vocabulary_size``: the mmzoo kinds (``VocabTokenizer``,
+    ``WordPieceTokenizer``, ``KerasHubTokenizer``) or a ``Tokenizer``
+    subclass of your own.
+
+    Args:
+        argument: The argument name used in the error message.
+        tokenizer: The object to check.
+
+    Returns:
+        ``tokenizer``.
+
+    Raises:
+        ValueError: For anything else (a KerasHub preprocessor, a TF-Hub
+            text preprocessor, a plain function), naming ``argument``, the
+            missing parts and the accepted kinds.
+    """
+    missing = [name for name in INTERFACE if not hasattr(tokenizer, name)]
+    if not callable(tokenizer) and "__call__" not in missing:
+        missing.insert(0, "__call__")
+    if not isinstance(tokenizer, tf.Module):
+        missing.insert(0, "tf.Module base")
+    if not missing:
+        length = tokenizer.sequence_length
+        if isinstance(length, bool) or not isinstance(length, int) or length <= 0:
+            missing.append("a positive int sequence_length")
+    if missing:
+        raise ValueError(
+            f"`{argument}` must be a mmzoo tokenizer, the kinds that mmzoo.export can save: "
+            f"{', '.join(sorted(c.__name__ for c in _KINDS.values()))}, or a tf.Module with "
+            f"{', '.join(INTERFACE)} (subclass mmzoo.data.tokenizers.Tokenizer). Wrap a KerasHub preprocessor in "
+            f"KerasHubTokenizer; TF-Hub text preprocessors are not supported. Missing: {', '.join(missing)}. "
+            f"Received: {argument}={tokenizer!r}"
         )
-
-
-_KINDS = {VocabTokenizer.kind: VocabTokenizer, WordPieceTokenizer.kind: WordPieceTokenizer, "keras_hub": None}
-
-
-def _tokenizer_class(kind):
-    """The class of a saved ``kind``; ``KerasHubTokenizer`` is imported lazily (keras_hub is heavy)."""
-    if kind == "keras_hub":
-        from mmzoo.data.tokenizers.keras_hub import KerasHubTokenizer  # noqa: PLC0415 (circular at import time)
-
-        return KerasHubTokenizer
-    return _KINDS[kind]
+    return tokenizer
 
 
 def load_tokenizer(folder):
     """Loads a tokenizer written by ``save(folder)``; it produces identical ids.
 
     Args:
-        folder: The folder holding ``tokenizer.json`` and ``vocab.txt`` (or,
-            for a ``KerasHubTokenizer``, its ``preset`` folder).
+        folder: The folder holding ``tokenizer.json`` and the vocabulary
+            files (``vocab.txt``, or a KerasHub ``preset`` folder).
 
     Returns:
-        A ``VocabTokenizer``, ``WordPieceTokenizer`` or ``KerasHubTokenizer``.
+        A tokenizer of the saved kind (``VocabTokenizer``,
+        ``WordPieceTokenizer``, ``KerasHubTokenizer`` or a kind registered
+        with ``register_kind``).
 
     Raises:
         FileNotFoundError: If a file is missing.
         ValueError: If the config is not a tokenizer config this version reads.
 
-    Example:
+    Example::
 
-    >>> tok = load_tokenizer("saved_models/emoji/tokenizer")
-    >>> ids = tok(tf.constant(["grinning face"]))
+        tok.save("saved_models/emoji/tokenizer")
+        again = load_tokenizer("saved_models/emoji/tokenizer")
+        ids = again(tf.constant(["grinning face"]))
     """
-    path = os.path.join(os.fspath(folder), CONFIG_FILE)
+    folder = os.fspath(folder)
+    path = os.path.join(folder, CONFIG_FILE)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No tokenizer config in {folder}: expected {path}")
     with open(path, encoding="utf-8") as f:
@@ -418,7 +360,7 @@ def load_tokenizer(folder):
     if config.get("format_version") != FORMAT_VERSION or config.get("kind") not in _KINDS:
         raise ValueError(
             f"{path} is not a tokenizer config this version reads (format_version {FORMAT_VERSION}, "
-            f"kind one of {sorted(_KINDS)}). Received: format_version={config.get('format_version')!r}, "
+            f"kind one of {registered_kinds()}). Received: format_version={config.get('format_version')!r}, "
             f"kind={config.get('kind')!r}"
         )
-    return _tokenizer_class(config["kind"]).from_folder(os.fspath(folder), config)
+    return _KINDS[config["kind"]].from_folder(folder, config)
