@@ -1,9 +1,9 @@
 import keras
-import numpy as np
 import pytest
 
 import mmzoo
 from mmzoo import branches, fusion, heads
+from mmzoo.composition import LargeModelWarning
 
 
 def _pair():
@@ -60,3 +60,27 @@ def test_compose_errors():
         mmzoo.compose([image, audio], hidden=(0,))
     with pytest.raises(ValueError, match="fusion"):
         mmzoo.compose([image, audio], fusion="mean")
+
+
+def test_output_layer_carries_the_head():
+    head = heads.multiclass(5, top_k=2, class_names=list("abcde"))
+    model = mmzoo.compose(list(_pair()), head=head, hidden=(8,))
+    assert isinstance(model.get_layer("output"), heads.HeadActivation)
+    assert heads.from_model(model) == head
+
+
+def test_large_model_warns_once_naming_its_largest_layer():
+    # A flattened 224x224 feature map into Dense(256): ~25M weights (cheap to build; never trained).
+    image = branches.image_cnn((224, 224, 3), filters=(8,), reduction="flatten", name="image")
+    with pytest.warns(LargeModelWarning) as record:
+        model = mmzoo.compose(image, head=heads.multiclass(10), hidden=(256,), name="big", compile=False)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert model.count_params() > 20_000_000
+    assert "'big'" in message and f"{model.count_params():,} weights" in message
+    assert "'head_dense1' (Dense)" in message and "global pooling" in message
+
+
+def test_small_model_does_not_warn(recwarn):
+    mmzoo.compose(list(_pair()), head=heads.multiclass(5), hidden=(8,), compile=False)
+    assert not [w for w in recwarn if issubclass(w.category, LargeModelWarning)]

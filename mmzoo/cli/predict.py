@@ -1,5 +1,8 @@
 """``mmzoo predict``: predictions of an exported model on files and text.
 
+Class names, the task and the decision threshold come from the export's
+metadata, i.e. from the head the model carried when it was exported.
+
 Raw inputs go through the export's ``serving_raw`` signature
 (``mmzoo.load(path).predict_raw``), so files are decoded exactly as the
 SavedModel decodes them for any client. Examples come from repeated flags
@@ -124,7 +127,7 @@ def _read_file(name, kind, path):
 
 def load_export(path):
     """``mmzoo.load(path)``, with a ``PredictError`` when it is not a raw-serving export."""
-    from mmzoo.serving.saved_model import load  # noqa: PLC0415 (imports TensorFlow)
+    from mmzoo.serving.saved_model import load  # imported here: it loads TensorFlow
 
     if not os.path.isdir(path):
         raise PredictError(f"{path}: no such folder (expected a SavedModel written by mmzoo.export)")
@@ -155,7 +158,7 @@ def predict(served, values):
            for name, vs in values.items()}
     try:
         return served.predict_raw(raw)
-    except Exception as error:  # tf.errors.InvalidArgumentError for undecodable bytes
+    except Exception as error:  # noqa: BLE001 (tf.errors.InvalidArgumentError for undecodable bytes, and others)
         if len(next(iter(raw.values()))) > 1:
             # Find the example that fails, to name its file.
             for i in range(len(next(iter(raw.values())))):
@@ -173,30 +176,57 @@ def _error_reason(error):
     return (useful[0] if useful else type(error).__name__)[:200]
 
 
-def format_predictions(outputs, class_names, labels, top_k=1, as_json=False):
-    """One line per example: top classes with probabilities, or a scores/embedding summary.
+def format_predictions(outputs, class_names, labels, top_k=1, as_json=False, task=None):
+    """One line per example, by the model's task (read from the export's metadata).
+
+    * ``multiclass``: the ``top_k`` classes with their probabilities;
+    * ``binary``: the decided class first (``class_id``: ``P(positive) >=``
+      the model's threshold), then the other, with their probabilities;
+    * ``multilabel``: the predicted labels (``labels``: probability ``>=``
+      threshold) with their probabilities, most likely first;
+    * ``regression`` / ``scores``: the values, named by ``class_names``
+      (target names) when there are some;
+    * embeddings: dimension, norm and the first values.
 
     Args:
         outputs: The serving outputs (numpy).
-        class_names: Class names or ``None``.
+        class_names: Class names or ``None`` (then class ids are printed).
         labels: A label per example (e.g. its file names).
-        top_k: Classes shown per example.
+        top_k: Classes shown per example (multiclass, binary).
         as_json: One JSON object per line instead of text.
+        task: The export's task; ``None`` infers it from the output names.
 
     Returns:
         A list of lines.
     """
+
+    def name(k):
+        return class_names[k] if class_names else str(k)
+
     lines = []
     for i, label in enumerate(labels):
-        if "probabilities" in outputs:
+        if "labels" in outputs:  # multilabel
             probabilities = outputs["probabilities"][i]
-            if probabilities.shape[-1] == 1:  # binary: P(positive)
+            chosen = sorted(np.flatnonzero(outputs["labels"][i]), key=lambda k: -probabilities[k])
+            top = [(name(k), float(probabilities[k])) for k in chosen]
+            record = {"example": label, "labels": [{"label": n, "probability": p} for n, p in top]}
+            text = "  ".join(f"{n} ({p:.4f})" for n, p in top) or "(no label)"
+        elif "probabilities" in outputs:
+            probabilities = outputs["probabilities"][i]
+            if task == "binary" or probabilities.shape[-1] == 1:  # binary: P(positive)
                 probabilities = np.array([1 - probabilities[0], probabilities[0]])
-            order = np.argsort(-probabilities)[: max(1, top_k)]
-            names = [class_names[k] if class_names else str(k) for k in order]
-            top = [(n, float(probabilities[k])) for n, k in zip(names, order)]
+                decided = int(outputs["class_id"][i]) if "class_id" in outputs else int(probabilities[1] >= 0.5)
+                order = [decided, 1 - decided][: max(1, top_k)]
+            else:
+                order = np.argsort(-probabilities)[: max(1, top_k)]
+            top = [(name(k), float(probabilities[k])) for k in order]
             record = {"example": label, "predictions": [{"class": n, "probability": p} for n, p in top]}
             text = "  ".join(f"{n} ({p:.4f})" for n, p in top)
+        elif "scores" in outputs:
+            scores = outputs["scores"][i].ravel()
+            named = {name(k): float(v) for k, v in enumerate(scores)}
+            record = {"example": label, "scores": named}
+            text = "  ".join(f"{n}: {v:.4f}" for n, v in list(named.items())[:16]) + ("  ..." if scores.size > 16 else "")
         else:
             parts = {k: v[i] for k, v in outputs.items() if v.dtype.kind == "f"}
             record = {"example": label, **{k: {"dim": int(v.size), "norm": float(np.linalg.norm(v)),
@@ -223,7 +253,7 @@ def run(args):
     labels = [" ".join(os.path.basename(values[n][i]) if inputs[n]["kind"] != "text" else repr(values[n][i])
                        for n in sorted(values)) for i in range(count)]
     outputs = predict(served, values)
-    for line in format_predictions(outputs, served.class_names, labels, args.top_k, args.json):
+    for line in format_predictions(outputs, served.class_names, labels, args.top_k, args.json, task=served.task):
         print(line)
     sys.stdout.flush()
     return 0

@@ -16,14 +16,15 @@ class ExportedModel:
     Attributes:
         path: The SavedModel folder.
         module: What ``tf.saved_model.load`` returned.
-        metadata: The export's metadata dict (inputs, task, class names, signatures).
+        metadata: The export's metadata dict (inputs, task, class names,
+            threshold, head, signatures).
         signatures: The serving signatures by name.
 
-    Example:
+    Example::
 
-    >>> served = mmzoo.load("saved_models/av_digits_concat")
-    >>> served.predict_raw({"image": [png], "audio": [wav]})["class_name"]
-    array([b'7'], dtype=object)
+        served = mmzoo.load("saved_models/av_digits_concat")
+        served.task, served.class_names[:3]                              # ('multiclass', ['0', '1', '2'])
+        served.predict_raw({"image": [png], "audio": [wav]})["class_name"]  # array([b'7'], dtype=object)
     """
 
     def __init__(self, path):
@@ -39,6 +40,16 @@ class ExportedModel:
     def class_names(self):
         """The class names, or ``None``."""
         return self.metadata.get("class_names")
+
+    @property
+    def task(self):
+        """The task: ``"binary"``, ``"multiclass"``, ``"multilabel"``, ``"regression"``, ``"scores"`` or ``"embeddings"``."""
+        return self.metadata.get("task")
+
+    @property
+    def threshold(self):
+        """The decision threshold of a binary or multi-label model, else ``None``."""
+        return self.metadata.get("threshold")
 
     @property
     def inputs(self):

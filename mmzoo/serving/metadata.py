@@ -18,7 +18,7 @@ METADATA_FILE = "mmzoo_metadata.json"
 TOKENIZERS_DIR = "tokenizers"
 
 
-def build_metadata(model_name, task, class_names, input_specs, columns, signatures):
+def build_metadata(model_name, task, class_names, input_specs, columns, signatures, head=None):
     """Assembles the metadata dict.
 
     Args:
@@ -29,9 +29,13 @@ def build_metadata(model_name, task, class_names, input_specs, columns, signatur
         columns: Dict of raw column configs (``raw.column_config``) keyed by
             input name; inputs without one have no raw form.
         signatures: Dict ``{signature: {"inputs": [...], "outputs": [...]}}``.
+        head: The model's head config (``mmzoo.heads.Head.get_config``: kind,
+            units, class names, ``threshold``, ``top_k``), or ``None``.
 
     Returns:
-        A JSON-able dict.
+        A JSON-able dict. ``task``, ``class_names`` and ``threshold``
+        (binary/multilabel, else ``None``) come from the model's head;
+        ``head`` holds its whole config.
     """
     inputs = {}
     for name, spec in input_specs.items():
@@ -45,7 +49,9 @@ def build_metadata(model_name, task, class_names, input_specs, columns, signatur
         "format_version": FORMAT_VERSION,
         "model_name": model_name,
         "task": task,
-        "class_names": class_names,
+        "class_names": None if class_names is None else list(class_names),
+        "threshold": (head or {}).get("threshold"),
+        "head": head,
         "inputs": inputs,
         "signatures": signatures,
         # Ops a client process must register before tf.saved_model.load (TF Serving ships them).
@@ -66,10 +72,9 @@ def read_metadata(path):
         FileNotFoundError: If the folder has no ``assets/mmzoo_metadata.json``.
         ValueError: If the file is not mmzoo serving metadata.
 
-    Example:
+    Example::
 
-    >>> read_metadata("saved_models/av_digits_concat")["class_names"][:3]
-    ['0', '1', '2']
+        read_metadata("saved_models/av_digits_concat")["class_names"][:3]   # ['0', '1', '2']
     """
     file = os.path.join(os.fspath(path), "assets", METADATA_FILE)
     if not os.path.isfile(file):

@@ -27,19 +27,26 @@ def preset(name):
     trimmed, cropped/zero-padded at the end to 4,000 samples, peak 0.9; see
     ``mmzoo.serving.audio``); class names ``"0"``..``"9"``.
 
+    ``mmzoo.export`` takes class names from the model's head first (a zoo
+    AV-digits model carries ``"0"``..``"9"``); a preset's class names are
+    the fallback for a model whose head has none.
+
     Args:
         name: A key of ``PRESETS``.
 
     Returns:
         A dict of ``mmzoo.data`` column specs keyed by input name, and the
-        class names (or ``None``).
+        task's class names (or ``None``).
 
     Raises:
         ValueError: If ``name`` is not a preset.
 
     Example:
 
+    >>> from mmzoo.serving import preset
     >>> columns, class_names = preset("av_digits")
+    >>> sorted(columns), class_names[:2]
+    (['audio', 'image'], ['0', '1'])
     """
     if name not in PRESETS:
         raise ValueError(f"Unknown serving preset {name!r}. Available: {sorted(PRESETS)}")

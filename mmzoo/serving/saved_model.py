@@ -3,9 +3,13 @@
 An export holds these signatures (``keras.export.ExportArchive``):
 
 * ``serving_default``: the model's numeric inputs (a dict keyed by modality,
-  e.g. ``image`` float32 ``(None, 28, 28, 1)``) -> named outputs:
-  ``probabilities`` and ``class_id`` (plus ``class_name`` when class names are
-  known) for classifiers, ``scores`` otherwise.
+  e.g. ``image`` float32 ``(None, 28, 28, 1)``) -> named outputs, by the task
+  the model's head carries (``mmzoo.heads.from_model``): ``probabilities`` and
+  ``class_id`` (plus ``class_name`` when class names are known) for multiclass
+  and binary models (binary: ``P(positive) >= threshold``, the head's
+  threshold); ``probabilities`` and multi-hot ``labels`` (plus
+  ``label_names``) for multi-label ones; ``scores`` for regression and for
+  models without a head.
 * ``serving_raw``: ``tf.string`` ``(None,)`` per input (encoded image bytes,
   WAV bytes, UTF-8 text) -> the same outputs. Decoding and tokenizing run in
   the serving function with the ``mmzoo.data`` column specs of training; the
@@ -41,7 +45,7 @@ from mmzoo.serving.loaded import ExportedModel
 
 def _dual_encoders(model):
     """``{"image": encoder, "text": encoder}`` for a dual encoder, else ``None``."""
-    from mmzoo.retrieval import DualEncoder  # noqa: PLC0415 (keeps this module's imports light)
+    from mmzoo.retrieval import DualEncoder  # imported here: keeps this module's imports light
 
     if isinstance(model, DualEncoder):
         return {"image": model.image_encoder, "text": model.text_encoder}
@@ -61,11 +65,11 @@ def _input_specs(model, encoders):
     return {name: tf.TensorSpec((None, *t.shape[1:]), t.dtype, name=name) for name, t in tensors.items()}
 
 
-def _resolve_preprocessing(preprocessing, class_names, input_specs):
-    """Returns ``(columns, class_names)``; ``columns`` covers every input or is empty."""
+def _resolve_preprocessing(preprocessing, input_specs):
+    """Returns ``(columns, preset class names)``; ``columns`` covers every input or is empty."""
+    preset_names = None
     if isinstance(preprocessing, str):
         columns, preset_names = presets.preset(preprocessing)
-        class_names = preset_names if class_names is None else class_names
     elif preprocessing is None:
         columns = {
             name: ImageColumn(name, tuple(spec.shape[1:]))
@@ -85,7 +89,7 @@ def _resolve_preprocessing(preprocessing, class_names, input_specs):
         columns = dict(preprocessing)
     if columns:
         raw_lib.check_columns(columns, input_specs)
-    return columns, class_names
+    return columns, preset_names
 
 
 def _checked(inputs):
@@ -167,7 +171,7 @@ def _prepare_folder(path):
     return path
 
 
-def export(model, path, preprocessing=None, class_names=None, threshold=0.5):
+def export(model, path, preprocessing=None, class_names=None, threshold=None, task=None):
     """Writes ``model`` as a SavedModel with tensor and raw-input signatures.
 
     Args:
@@ -181,35 +185,51 @@ def export(model, path, preprocessing=None, class_names=None, threshold=0.5):
             preset name (``"av_digits"``). ``None`` infers image inputs
             (``ImageColumn``, resize); a model with audio or text inputs then
             gets no ``serving_raw`` (with a warning).
-        class_names: Class names of a classifier (binary: negative, positive);
-            defaults to the preset's. Stored in the metadata and returned as
-            ``class_name`` outputs.
-        threshold: Decision threshold of a binary classifier's ``class_id``.
+        class_names: Class names overriding the ones the model's head carries
+            (binary: negative, positive); ``None`` uses the head's, else the
+            preset's. Stored in the metadata and returned as ``class_name``
+            (``label_names``) outputs.
+        threshold: Decision threshold overriding the head's (binary
+            ``class_id``, multi-label ``labels``); ``None`` uses the head's.
+        task: Only for a model without an mmzoo head (a plain Keras model):
+            ``"binary"``, ``"multiclass"``, ``"multilabel"``, ``"regression"``
+            or ``"scores"`` (the default: outputs returned as they are). A
+            model built by ``mmzoo.compose`` / ``mmzoo.build`` carries its task;
+            a ``task`` that contradicts it is an error.
 
     Returns:
         ``path``.
 
     Raises:
         ValueError: If ``model`` has no dict inputs, ``preprocessing`` does not
-            match the model's inputs, ``class_names`` has the wrong length, or
-            ``path`` is an existing folder that is not a SavedModel.
+            match the model's inputs, ``class_names`` has the wrong length,
+            ``task`` or ``threshold`` is invalid, or ``path`` is an existing
+            folder that is not a SavedModel.
 
-    Example:
+    Example::
 
-    >>> mmzoo.export(model, "saved_models/av_digits", preprocessing="av_digits")
-    >>> served = tf.saved_model.load("saved_models/av_digits")
-    >>> served.signatures["serving_raw"](image=png_batch, audio=wav_batch)["class_name"]
+        model = mmzoo.build("av_digits_concat")   # its head carries class names "0".."9"
+        mmzoo.export(model, "saved_models/av_digits", preprocessing="av_digits")
+        served = tf.saved_model.load("saved_models/av_digits")
+        served.signatures["serving_raw"](image=png_batch, audio=wav_batch)["class_name"]
+        # A plain Keras model has no head: say what it is.
+        mmzoo.export(plain_model, "saved_models/plain", task="multiclass", class_names=["cat", "dog"])
     """
     if isinstance(model, keras.Model) and not model.built:
         raise ValueError("`model` must be built before export (call it once or build it with an input shape).")
     encoders = _dual_encoders(model)
     input_specs = _input_specs(model, encoders)
-    columns, class_names = _resolve_preprocessing(preprocessing, class_names, input_specs)
+    columns, preset_names = _resolve_preprocessing(preprocessing, input_specs)
     if encoders is not None:
-        task, class_names = "embeddings", None
+        if task not in (None, "embeddings") or class_names is not None or threshold is not None:
+            raise ValueError(
+                f"A dual encoder exports embeddings; it takes no `task`, `class_names` or `threshold`. Received: "
+                f"task={task!r}, class_names={class_names!r}, threshold={threshold!r}"
+            )
+        resolved = {"task": "embeddings", "class_names": None, "threshold": None, "head": None}
     else:
-        task = outputs_lib.infer_task(model)
-        class_names = outputs_lib.check_class_names(task, class_names, model.output.shape[-1])
+        resolved = outputs_lib.resolve_task(model, task, class_names, threshold, default_class_names=preset_names)
+    task, class_names, threshold = resolved["task"], resolved["class_names"], resolved["threshold"]
     path = _prepare_folder(path)
 
     archive = keras.export.ExportArchive()
@@ -230,7 +250,9 @@ def export(model, path, preprocessing=None, class_names=None, threshold=0.5):
             signatures[_raw_name(endpoint)] = {"inputs": names, "outputs": output_names, "raw": True}
 
     raw_configs = {n: raw_lib.column_config(c) for n, c in columns.items()}
-    metadata = metadata_lib.build_metadata(model.name, task, class_names, input_specs, raw_configs, signatures)
+    metadata = metadata_lib.build_metadata(
+        model.name, task, class_names, input_specs, raw_configs, signatures, head=resolved["head"]
+    )
     metadata["signatures"]["metadata"] = {"inputs": [], "outputs": ["json"], "raw": False}
     metadata_json = json.dumps(metadata, indent=2, sort_keys=True)
 
@@ -266,9 +288,9 @@ def load(path):
     Raises:
         FileNotFoundError: If ``path`` holds no SavedModel or no mmzoo metadata.
 
-    Example:
+    Example::
 
-    >>> served = mmzoo.load("saved_models/av_digits_concat")
-    >>> served.predict_raw({"image": [png_bytes], "audio": [wav_bytes]})["class_name"]
+        served = mmzoo.load("saved_models/av_digits_concat")
+        served.predict_raw({"image": [png_bytes], "audio": [wav_bytes]})["class_name"]
     """
     return ExportedModel(path)

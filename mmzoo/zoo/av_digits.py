@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from mmzoo import _validation as check
-from mmzoo import branches, fusion as fusion_lib, heads
+from mmzoo import branches, heads
+from mmzoo import fusion as fusion_lib
 from mmzoo.composition import compose
 from mmzoo.datasets import av_digits_recipe as data
 from mmzoo.zoo.registry import register
@@ -11,19 +12,25 @@ from mmzoo.zoo.registry import register
 _TINY = {"image_filters": (4,), "audio_filters": (4,), "hidden": (8,)}
 
 
-def _av_digits(name, fusion, modalities, image_filters, audio_filters, hidden, dropout, learning_rate, jit_compile):
+def _av_digits(
+    name, fusion, modalities, image_shape, num_samples, sampling_rate, image_filters, audio_filters, hidden, dropout,
+    learning_rate, jit_compile,
+):
     modalities = tuple(modalities) if not isinstance(modalities, str) else (modalities,)
     if not modalities or any(m not in ("image", "audio") for m in modalities) or len(set(modalities)) != len(modalities):
         raise ValueError(
             f"`modalities` must be a non-empty subset of ('image', 'audio'). Received: modalities={modalities!r}"
         )
+    image_shape = check.shape("image_shape", image_shape, 3)
+    num_samples = check.positive_int("num_samples", num_samples)
+    sampling_rate = check.positive_int("sampling_rate", sampling_rate)
     parts = []
     if "image" in modalities:
-        parts.append(branches.image_cnn(data.IMAGE_SHAPE, filters=image_filters, reduction="flatten", name="image"))
+        parts.append(branches.image_cnn(image_shape, filters=image_filters, reduction="flatten", name="image"))
     if "audio" in modalities:
         parts.append(
             branches.audio_spectrogram_cnn(
-                data.NUM_SAMPLES, data.SAMPLE_RATE, filters=audio_filters, reduction="flatten", name="audio"
+                num_samples, sampling_rate, filters=audio_filters, reduction="flatten", name="audio"
             )
         )
     check.positive_ints("hidden", hidden, allow_empty=True)
@@ -42,6 +49,9 @@ def _av_digits(name, fusion, modalities, image_filters, audio_filters, hidden, d
 @register("av_digits_concat", tiny=_TINY, modalities=("image", "audio"))
 def av_digits_concat(
     modalities=("image", "audio"),
+    image_shape=data.IMAGE_SHAPE,
+    num_samples=data.NUM_SAMPLES,
+    sampling_rate=data.SAMPLE_RATE,
     image_filters=(32, 64),
     audio_filters=(32, 64),
     hidden=(64,),
@@ -55,10 +65,16 @@ def av_digits_concat(
     audio ``(4000,)`` at 8 kHz -> log-mel (40 bands) -> Conv2D/MaxPool x2,
     flattened; concatenated -> ``Dense(hidden)`` -> softmax over 10 digits.
     With ``modalities=("image",)`` or ``("audio",)`` it is the unimodal
-    baseline of the same encoder.
+    baseline of the same encoder. The input geometry is an override: e.g.
+    ``num_samples=8000, sampling_rate=8000`` for 1-second clips at 8 kHz,
+    ``image_shape=(32, 32, 3)`` for colour images. The head carries the class
+    names ``"0"``..``"9"`` into saved models and exports.
 
     Args:
         modalities: Which inputs to use.
+        image_shape: ``(height, width, channels)`` of the image input, values in [0, 1].
+        num_samples: Samples per audio waveform (the audio input's length).
+        sampling_rate: Sampling rate of the waveform in Hz (sets the mel scale).
         image_filters: Filters of the image CNN blocks.
         audio_filters: Filters of the spectrogram CNN blocks.
         hidden: Dense widths after fusion.
@@ -67,21 +83,30 @@ def av_digits_concat(
         jit_compile: XLA switch for ``compile``.
 
     Returns:
-        A compiled ``keras.Model`` with inputs ``{"image", "audio"}``.
+        A compiled ``keras.Model`` with dict inputs named by ``modalities``:
+        ``"image"`` float32 ``(None, *image_shape)``, ``"audio"`` float32
+        ``(None, num_samples)``; output: softmax over the 10 digits.
 
-    Example:
+    Example::
 
-    >>> model = mmzoo.build("av_digits_concat")
-    >>> train_ds, test_ds = mmzoo.datasets.av_digits()
-    >>> model.fit(train_ds, epochs=10)
+        model = mmzoo.build("av_digits_concat")
+        train_ds, test_ds = mmzoo.datasets.av_digits()
+        model.fit(train_ds, epochs=10)
+        # 1-second clips at 8 kHz:
+        model = mmzoo.build("av_digits_concat", num_samples=8000, sampling_rate=8000)
     """
     return _av_digits(
-        "av_digits_concat", "concat", modalities, image_filters, audio_filters, hidden, dropout, learning_rate, jit_compile
+        "av_digits_concat", "concat", modalities, image_shape, num_samples, sampling_rate, image_filters,
+        audio_filters, hidden, dropout, learning_rate, jit_compile,
     )
 
 
 @register("av_digits_attention", tiny={**_TINY, "units": 8}, modalities=("image", "audio"))
 def av_digits_attention(
+    modalities=("image", "audio"),
+    image_shape=data.IMAGE_SHAPE,
+    num_samples=data.NUM_SAMPLES,
+    sampling_rate=data.SAMPLE_RATE,
     image_filters=(32, 64),
     audio_filters=(32, 64),
     units=128,
@@ -94,9 +119,16 @@ def av_digits_attention(
 
     The same encoders as ``av_digits_concat``; each modality is projected to
     ``units`` and ``fusion.attention`` weighs them per example. Read the
-    weights with ``mmzoo.fusion.attention_weights(model, inputs)``.
+    weights with ``mmzoo.fusion.attention_weights(model, inputs)``. The
+    input geometry and the modalities are overrides, as in
+    ``av_digits_concat``; with a single modality there is nothing to weigh
+    and the model is that modality's encoder and head (no fusion layer).
 
     Args:
+        modalities: Which inputs to use.
+        image_shape: ``(height, width, channels)`` of the image input, values in [0, 1].
+        num_samples: Samples per audio waveform (the audio input's length).
+        sampling_rate: Sampling rate of the waveform in Hz (sets the mel scale).
         image_filters: Filters of the image CNN blocks.
         audio_filters: Filters of the spectrogram CNN blocks.
         units: Common projection width of the modalities.
@@ -106,16 +138,24 @@ def av_digits_attention(
         jit_compile: XLA switch for ``compile``.
 
     Returns:
-        A compiled ``keras.Model`` with inputs ``{"image", "audio"}``.
+        A compiled ``keras.Model`` with dict inputs named by ``modalities``.
 
     Example:
 
-    >>> model = mmzoo.build("av_digits_attention")
+    >>> import mmzoo
+    >>> model = mmzoo.build("av_digits_attention", image_filters=(4,), audio_filters=(4,), units=8)
+    >>> sorted(model.input)
+    ['audio', 'image']
+    >>> sorted(mmzoo.build("av_digits_attention", modalities=("image",), image_filters=(4,)).input)
+    ['image']
     """
     return _av_digits(
         "av_digits_attention",
         fusion_lib.attention(units=units),
-        ("image", "audio"),
+        modalities,
+        image_shape,
+        num_samples,
+        sampling_rate,
         image_filters,
         audio_filters,
         hidden,

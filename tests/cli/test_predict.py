@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
 import mmzoo
-from mmzoo import cli
+from mmzoo import branches, cli, heads
+from mmzoo.cli import predict
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "serving"))  # --import-mode=importlib
-import serving_fixtures as fx  # noqa: E402
+import serving_fixtures as fx
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,7 @@ def files(tmp_path_factory):
     for i, png in enumerate(pngs):
         (folder / f"digit{i}.png").write_bytes(png)
         out["images"].append(str(folder / f"digit{i}.png"))
-    (folder / "short.wav").write_bytes(open(out["wavs"][0], "rb").read()[:100])
+    (folder / "short.wav").write_bytes(Path(out["wavs"][0]).read_bytes()[:100])
     return out
 
 
@@ -38,7 +41,7 @@ def _run(capsys, *argv):
 
 def _expected(files):
     served = mmzoo.load(files["export"])
-    raw = {"image": [open(p, "rb").read() for p in files["images"]], "audio": [open(p, "rb").read() for p in files["wavs"]]}
+    raw = {"image": [Path(p).read_bytes() for p in files["images"]], "audio": [Path(p).read_bytes() for p in files["wavs"]]}
     return served.predict_raw(raw)["probabilities"]
 
 
@@ -136,3 +139,42 @@ def test_export_tflite_bad_arguments(files, capsys, tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     code, _, err = _run(capsys, "export-tflite", tmp_path / "notes.txt", tmp_path / "m.tflite")
     assert code == 2 and "expected a .keras file" in err, err
+
+
+def test_predict_prints_the_class_names_the_model_carried(files, capsys, tmp_path):
+    """Names come from the export's metadata, i.e. from the model's head (not from the preset's "0".."9")."""
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    keras.utils.set_random_seed(0)
+    model = mmzoo.compose(
+        [branches.image_cnn((28, 28, 1), filters=(4,), name="image"),
+         branches.audio_spectrogram_cnn(4000, 8000, filters=(4,), name="audio")],
+        head=heads.multiclass(10, class_names=words), hidden=(8,),
+    )
+    path = mmzoo.export(model, str(tmp_path / "words"), preprocessing="av_digits")
+    code, out, err = _run(capsys, "predict", path, "--image", files["images"][0], "--audio", files["wavs"][0],
+                          "--top-k", "3", "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    served = mmzoo.load(path)
+    raw = {"image": [Path(files["images"][0]).read_bytes()], "audio": [Path(files["wavs"][0]).read_bytes()]}
+    probabilities = served.predict_raw(raw)["probabilities"][0]
+    assert [p["class"] for p in record["predictions"]] == [words[k] for k in np.argsort(-probabilities)[:3]]
+
+
+def test_format_predictions_follows_the_task():
+    labels = ["a.png", "b.png"]
+    # Binary: the decided class (class_id, by the model's threshold) comes first, even below P = 0.5.
+    binary = {"probabilities": np.array([[0.4], [0.1]], "float32"), "class_id": np.array([1, 0], "int32")}
+    lines = predict.format_predictions(binary, ["ham", "spam"], labels, top_k=2, task="binary")
+    assert lines == ["a.png\tspam (0.4000)  ham (0.6000)", "b.png\tham (0.9000)  spam (0.1000)"]
+    # Multi-label: the predicted label set, most likely first.
+    multilabel = {"probabilities": np.array([[0.9, 0.2, 0.6], [0.1, 0.2, 0.3]], "float32"),
+                  "labels": np.array([[1, 0, 1], [0, 0, 0]], "int32")}
+    lines = predict.format_predictions(multilabel, ["red", "green", "blue"], labels, task="multilabel", as_json=True)
+    assert [[x["label"] for x in json.loads(line)["labels"]] for line in lines] == [["red", "blue"], []]
+    lines = predict.format_predictions(multilabel, None, labels, task="multilabel")
+    assert lines == ["a.png\t0 (0.9000)  2 (0.6000)", "b.png\t(no label)"]
+    # Regression: the values, named by the targets.
+    scores = {"scores": np.array([[1.5, -2.0], [0.0, 3.25]], "float32")}
+    lines = predict.format_predictions(scores, ["price", "age"], labels, task="regression")
+    assert lines == ["a.png\tprice: 1.5000  age: -2.0000", "b.png\tprice: 0.0000  age: 3.2500"]

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -20,14 +21,13 @@ import pytest
 import tensorflow as tf
 
 import mmzoo
-from mmzoo import data
-from mmzoo import serving
+from mmzoo import data, heads, serving
 from mmzoo.datasets import av_digits_recipe as av_digits
 from mmzoo.serving import audio as serving_audio
 from mmzoo.serving import read_metadata
 
 sys.path.insert(0, os.path.dirname(__file__))  # --import-mode=importlib: make the helper importable
-import serving_fixtures as fx  # noqa: E402
+import serving_fixtures as fx
 
 ATOL = 1e-5
 
@@ -118,7 +118,8 @@ def fresh_process_report(exports, tmp_path_factory):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, str(script), str(spec)], capture_output=True, text=True, cwd=str(root), env=env, timeout=600
+        [sys.executable, str(script), str(spec)], check=False, capture_output=True, text=True, cwd=str(root), env=env,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     print(f"fresh-process reload of {len(exports)} exports: {time.perf_counter() - start:.1f}s")
@@ -157,7 +158,10 @@ def test_dual_encoder_has_encoder_endpoints(fresh_process_report):
 def test_metadata_holds_class_names_and_input_contract(exports):
     meta = read_metadata(exports["av_digits_concat"]["path"])
     assert meta["task"] == "multiclass"
-    assert meta["class_names"] is None  # explicit columns, no class names given
+    # Explicit columns (no preset): the class names come from the model's head.
+    assert meta["class_names"] == [str(d) for d in range(10)]
+    assert meta["head"] == {"kind": "multiclass", "units": 10, "class_names": meta["class_names"], "top_k": 3}
+    assert meta["threshold"] is None
     assert meta["inputs"]["image"] == {
         "dtype": "float32",
         "shape": [None, 28, 28, 1],
@@ -165,7 +169,7 @@ def test_metadata_holds_class_names_and_input_contract(exports):
                 "fit": "resize", "pad_value": 1.0},
     }
     assert meta["inputs"]["audio"]["raw"]["sampling_rate"] == fx.AUDIO_RATE
-    assert sorted(meta["signatures"]["serving_raw"]["outputs"]) == ["class_id", "probabilities"]
+    assert sorted(meta["signatures"]["serving_raw"]["outputs"]) == ["class_id", "class_name", "probabilities"]
     loaded = tf.saved_model.load(exports["av_digits_concat"]["path"])
     assert json.loads(loaded.signatures["metadata"]()["json"].numpy()) == meta
 
@@ -180,15 +184,17 @@ def test_metadata_saves_the_training_tokenizer(exports):
 
 def test_binary_model_outputs_threshold_class(exports):
     case = exports["image_text_cnn"]
-    out = mmzoo.load(case["path"]).predict(case["x"])
-    np.testing.assert_array_equal(out["class_id"], (out["probabilities"][:, 0] >= 0.5).astype(np.int32))
+    served = mmzoo.load(case["path"])
+    assert served.task == "binary" and served.threshold == heads.from_model(case["model"]).threshold
+    out = served.predict(case["x"])
+    np.testing.assert_array_equal(out["class_id"], (out["probabilities"][:, 0] >= served.threshold).astype(np.int32))
 
 
 @pytest.fixture(scope="module")
 def av_export():
     model, path = fx.av_digits_export()
     pngs, _ = fx.mnist_pngs(2)
-    wavs = [open(p, "rb").read() for p in fx.fsdd_paths(2)]
+    wavs = [Path(p).read_bytes() for p in fx.fsdd_paths(2)]
     return {"model": model, "path": path, "served": mmzoo.load(path), "raw": {"image": pngs, "audio": wavs}}
 
 
@@ -207,7 +213,7 @@ def test_preset_audio_reproduces_the_training_recipe(av_export):
     paths += fx.fsdd_paths(2)
     pngs, _ = fx.mnist_pngs(len(paths))
     served = av_export["served"]
-    raw_out = served.predict_raw({"image": pngs, "audio": [open(p, "rb").read() for p in paths]})
+    raw_out = served.predict_raw({"image": pngs, "audio": [Path(p).read_bytes() for p in paths]})
     columns, _ = serving.preset("av_digits")
     images = np.stack([columns["image"].decode_bytes(tf.constant(b)).numpy() for b in pngs])
     audio = np.stack([av_digits.fit_waveform(av_digits.read_wav_int16(p)[0]) for p in paths])

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import mmzoo
-from mmzoo.serving import tflite
 from mmzoo.datasets import av_digits_recipe as av_digits
+from mmzoo.serving import tflite
 
 # Tolerances on the max |tflite - keras| of the softmax outputs.
 FLOAT_ATOL = 1e-5
