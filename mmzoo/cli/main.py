@@ -1,27 +1,60 @@
-"""The ``mmzoo`` command: ``mmzoo train``, ``mmzoo list``, ``mmzoo predict``, ``mmzoo export-tflite``.
+"""The ``mmzoo`` command: ``train``, ``list``, ``fit``, ``evaluate``, ``compare``, ``predict``, ``export-tflite``.
 
-Bad options or names print a one-line message and exit with code 2.
+Arguments are parsed before TensorFlow is imported, so ``--help`` and bad
+options answer at once. TensorFlow's own log (its C++ log, the CUDA probing
+lines printed on machines without a GPU) stays quiet unless ``--verbose`` is
+given or ``MMZOO_TF_LOG=1`` is set; a ``TF_CPP_MIN_LOG_LEVEL`` set by the
+user is kept. Bad options or names print a one-line message and exit with
+code 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+import tempfile
 
-from mmzoo.cli import export_tflite as tflite_cli, predict
+from mmzoo.cli import export_tflite as tflite_cli
+from mmzoo.cli import fit as fit_cli
+from mmzoo.cli import predict
 
-# Subcommands implemented in their own modules: name -> (module with add_parser/run, its user-error type).
+# Subcommands implemented in their own modules: name -> (module with run(args), its user-error type).
 _RUNNERS = {
+    "fit": (fit_cli, fit_cli.FitCommandError),
+    "evaluate": (fit_cli, fit_cli.FitCommandError),
+    "compare": (fit_cli, fit_cli.FitCommandError),
     "predict": (predict, predict.PredictError),
     "export-tflite": (tflite_cli, tflite_cli.ExportTFLiteError),
 }
+# Lines TensorFlow writes to stderr while it is imported, before its log level applies
+# (absl's pre-initialisation notice and the CUDA probing of a machine without a GPU).
+_IMPORT_NOISE = re.compile(
+    r"All log messages before absl::InitializeLog\(\) is called|cudart_stub\.cc|Could not find cuda drivers"
+    r"|Unable to register cu(DNN|FFT|BLAS) factory|computation_placer\.cc|cpu_feature_guard\.cc"
+    r"|^To enable the following instructions:.*rebuild TensorFlow|oneDNN custom operations are on"
+    r"|TF-TRT Warning|cuda_(dnn|fft|blas)\.cc|cuInit|failed call to cuInit"
+)
+_VERBOSE_HELP = "also show TensorFlow's own log messages (C++ log, CUDA probing); or set MMZOO_TF_LOG=1"
+
+
+def _add_verbose(parser, default):
+    parser.add_argument("--verbose", action="store_true", default=default, help=_VERBOSE_HELP)
+    return parser
 
 
 def _parser():
     parser = argparse.ArgumentParser(prog="mmzoo", description="Multimodal model zoo (Keras 3 / TensorFlow).")
+    _add_verbose(parser, False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("list", help="list the zoo's models")
+    listing = sub.add_parser("list", help="list the zoo's models (--details: overrides and weight counts)")
+    listing.add_argument(
+        "--details", action="store_true",
+        help="per model: its inputs, weight count and accepted overrides with their defaults (builds each "
+        "model once; the full-size BERT/ResNet models take several seconds each)",
+    )
+    listing.add_argument("--tiny", action="store_true", help="with --details: weight counts of the tiny versions")
     train = sub.add_parser(
         "train", help="train a zoo model on its bundled dataset, evaluate, plot and export (default: AV-digits)"
     )
@@ -33,7 +66,7 @@ def _parser():
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     train.add_argument(
         "--strategy", default="auto", choices=("auto", "default", "mirrored", "tpu", "multi_worker"),
-        help="tf.distribute strategy; multi_worker reads TF_CONFIG, every worker runs the same command "
+        help="tf.distribute strategy; multi_worker needs TF_CONFIG, every worker runs the same command "
         "(default: %(default)s)",
     )
     train.add_argument(
@@ -43,36 +76,78 @@ def _parser():
     train.add_argument(
         "--steps-per-execution", type=int, default=1, metavar="N", help="steps per tf.function call (default: 1)"
     )
-    train.add_argument("--backup-dir", default=None, metavar="DIR", help="BackupAndRestore folder (resume after a kill)")
+    train.add_argument(
+        "--backup-dir", default=None, metavar="DIR", help="BackupAndRestore folder (resume after a kill)"
+    )
     train.add_argument("--jit-compile", action="store_true", help="force XLA compilation")
     train.add_argument("--deterministic", action="store_true", help="enable TensorFlow op determinism")
     train.add_argument("--tiny", action="store_true", help="the zoo's tiny version of the model (smoke runs, tests)")
+    fit_cli.add_parsers(sub)
     predict.add_parser(sub)
     tflite_cli.add_parser(sub)
+    for subparser in sub.choices.values():
+        # Also accepted after the subcommand; SUPPRESS keeps the value given before it.
+        _add_verbose(subparser, argparse.SUPPRESS)
     return parser
 
 
-def main(argv=None):
-    """Entry point of the ``mmzoo`` console script; returns the exit code."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from mmzoo import zoo
+def _wants_tf_log(args):
+    return bool(args.verbose) or os.environ.get("MMZOO_TF_LOG", "").strip().lower() in ("1", "true", "yes", "on")
 
-    if args.command == "list":
+
+def _import_tensorflow(verbose):
+    """Imports TensorFlow with its C++ log quiet (unless ``verbose``), before any mmzoo module needs it.
+
+    ``TF_CPP_MIN_LOG_LEVEL`` must be set before the import (a value the user
+    set is kept). A few lines are written to the stderr file descriptor while
+    the native libraries load, before that level applies; they are captured
+    and dropped, and anything else written meanwhile is passed on.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    if verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
+        import tensorflow  # noqa: F401
+
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.get_logger().setLevel("ERROR")
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", errors="replace")
+            sys.stderr.write("".join(line for line in text.splitlines(True) if not _IMPORT_NOISE.search(line)))
+            sys.stderr.flush()
+
+
+def _list(args):
+    from mmzoo import zoo  # imports TensorFlow
+    from mmzoo.zoo import registry
+
+    if not args.details:
         for name in zoo.list_models():
             print(f"{name:34s} {zoo.get(name).summary}")
         return 0
-    if args.command in _RUNNERS:
-        module, error_type = _RUNNERS[args.command]
-        try:
-            return module.run(args)
-        except error_type as error:
-            print(f"mmzoo {args.command}: error: {error}", file=sys.stderr)
-            return 2
+    kind = " (tiny version)" if args.tiny else ""
+    for record in registry.describe(tiny=args.tiny, count_params=False):
+        params = registry.get(record["name"]).count_params(tiny=args.tiny)
+        print(f"{record['name']}: {record['summary']}")
+        print(f"    inputs: {', '.join(record['modalities'])}; weights{kind}: {params:,}")
+        print("    overrides: " + ", ".join(f"{k}={v!r}" for k, v in record["overrides"].items()), flush=True)
+    return 0
+
+
+def _train(args):
+    from mmzoo import zoo  # imports TensorFlow
     from mmzoo.training import train
 
     try:
@@ -94,6 +169,26 @@ def main(argv=None):
         print("non-chief worker: outputs written to a temporary folder and removed")
     print(f"weights sha256: {result['weights_sha256']}")
     return 0
+
+
+def main(argv=None):
+    """Entry point of the ``mmzoo`` console script; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    _import_tensorflow(_wants_tf_log(args))
+    if args.command == "list":
+        return _list(args)
+    if args.command in _RUNNERS:
+        module, error_type = _RUNNERS[args.command]
+        try:
+            return module.run(args)
+        except error_type as error:
+            print(f"mmzoo {args.command}: error: {error}", file=sys.stderr)
+            return 2
+    return _train(args)
 
 
 if __name__ == "__main__":

@@ -19,13 +19,15 @@ size (the sum over all replicas).
 * ``precision_policy``: sets the Keras global dtype policy
   (``"float32"``, ``"mixed_float16"``, ``"mixed_bfloat16"``) and restores it.
 
-Example:
+Example::
 
->>> strategy = mmzoo.distribute.strategy("auto")
->>> with strategy.scope():
-...     model = mmzoo.build("av_digits_concat")
->>> train_ds, test_ds = mmzoo.datasets.av_digits(batch_size=32 * strategy.num_replicas_in_sync)
->>> model.fit(train_ds, epochs=2)
+    import mmzoo
+
+    strategy = mmzoo.distribute.strategy("auto")
+    with strategy.scope():
+        model = mmzoo.build("av_digits_concat")
+    train_ds, test_ds = mmzoo.datasets.av_digits(batch_size=32 * strategy.num_replicas_in_sync)
+    model.fit(train_ds, epochs=2)
 """
 
 from __future__ import annotations
@@ -92,10 +94,12 @@ def strategy(kind="auto", tpu=None):
 
     Raises:
         ValueError: If ``kind`` is unknown, if ``kind="tpu"`` and no TPU is
-            found, or if ``kind="multi_worker"`` and ``TF_CONFIG`` is invalid.
+            found, or if ``kind="multi_worker"`` and ``TF_CONFIG`` is unset
+            or invalid.
 
     Example:
 
+    >>> import mmzoo
     >>> s = mmzoo.distribute.strategy("default")
     >>> s.num_replicas_in_sync
     1
@@ -107,7 +111,13 @@ def strategy(kind="auto", tpu=None):
     if kind == "mirrored":
         return tf.distribute.MirroredStrategy()
     if kind == "multi_worker":
-        tf_config()  # validates TF_CONFIG early with a clear message
+        if not tf_config():  # validates TF_CONFIG early with a clear message
+            raise ValueError(
+                "kind='multi_worker' needs the TF_CONFIG environment variable (the cluster's workers and this "
+                "task), set on every worker, e.g. TF_CONFIG='{\"cluster\": {\"worker\": [\"host1:12345\", "
+                "\"host2:12345\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}'; without it "
+                "training would silently run as a single worker. Received: TF_CONFIG unset"
+            )
         return tf.distribute.MultiWorkerMirroredStrategy()
     resolver = tpu_cluster_resolver(tpu)
     if kind == "tpu":
@@ -144,10 +154,10 @@ def distribute_dataset(strategy_, dataset):
     Returns:
         A ``tf.distribute.DistributedDataset``.
 
-    Example:
+    Example::
 
-    >>> train_ds, _ = mmzoo.datasets.av_digits(batch_size=64, drop_remainder=True)
-    >>> dist = mmzoo.distribute.distribute_dataset(strategy, train_ds)
+        train_ds, _ = mmzoo.datasets.av_digits(batch_size=64, drop_remainder=True)
+        dist = mmzoo.distribute.distribute_dataset(strategy, train_ds)
     """
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -160,9 +170,10 @@ def global_batch_size(per_replica_batch_size, strategy_):
     Raises:
         ValueError: If ``per_replica_batch_size`` is not a positive integer.
     """
-    if isinstance(per_replica_batch_size, bool) or not isinstance(per_replica_batch_size, int) or per_replica_batch_size <= 0:
+    value = per_replica_batch_size
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(
-            f"`per_replica_batch_size` must be a positive integer. Received: per_replica_batch_size={per_replica_batch_size!r}"
+            f"`per_replica_batch_size` must be a positive integer. Received: per_replica_batch_size={value!r}"
         )
     return per_replica_batch_size * strategy_.num_replicas_in_sync
 
@@ -182,10 +193,12 @@ def tf_config():
     except json.JSONDecodeError as error:
         raise ValueError(f"TF_CONFIG is not valid JSON ({error}). Received: TF_CONFIG={raw!r}") from None
     if not isinstance(config, dict) or not isinstance(config.get("cluster"), dict):
-        raise ValueError(f'TF_CONFIG needs a "cluster" object. Received: TF_CONFIG={raw!r}')
+        raise ValueError(f'TF_CONFIG needs a "cluster" object. Received: TF_CONFIG={raw!r}')  # noqa: TRY004
     task_ = config.get("task") or {}
     if task_ and task_.get("type") not in config["cluster"]:
-        raise ValueError(f'TF_CONFIG task type {task_.get("type")!r} is not in its cluster. Received: TF_CONFIG={raw!r}')
+        raise ValueError(
+            f'TF_CONFIG task type {task_.get("type")!r} is not in its cluster. Received: TF_CONFIG={raw!r}'
+        )
     return config
 
 
@@ -211,6 +224,7 @@ def is_chief(task_type=None, task_id=None, cluster=None):
 
     Example:
 
+    >>> import mmzoo
     >>> mmzoo.distribute.is_chief("worker", 1, {"worker": ["a:1", "b:2"]})
     False
     """
@@ -255,10 +269,10 @@ def cleanup_write_dir(path, output_dir):
 def chief_output_dir(output_dir, chief=None):
     """Context manager yielding ``write_dir(output_dir)`` and cleaning it up.
 
-    Example:
+    Example::
 
-    >>> with mmzoo.distribute.chief_output_dir("runs/a") as out:
-    ...     model.save(os.path.join(out, "model.keras"))   # kept only on the chief
+        with mmzoo.distribute.chief_output_dir("runs/a") as out:
+            model.save(os.path.join(out, "model.keras"))   # kept only on the chief
     """
     path = write_dir(output_dir, chief)
     try:
@@ -281,8 +295,11 @@ def precision_policy(precision="float32"):
 
     Example:
 
+    >>> import keras, mmzoo
     >>> with mmzoo.distribute.precision_policy("mixed_bfloat16"):
-    ...     model = mmzoo.build("av_digits_concat")
+    ...     layer = keras.layers.Dense(2)
+    >>> layer.dtype_policy.name
+    'mixed_bfloat16'
     """
     if precision not in PRECISIONS:
         raise ValueError(f"`precision` must be one of {', '.join(PRECISIONS)}. Received: precision={precision!r}")

@@ -19,13 +19,16 @@ chief in ``backup_dir``, other workers in a temporary folder inside it) and a
 restarted run resumes after the last finished epoch; the backup is deleted
 once training ends, like ``keras.callbacks.BackupAndRestore``.
 
-Example:
+Example (on every worker, with ``TF_CONFIG`` set)::
 
->>> strategy = mmzoo.distribute.strategy("multi_worker")
->>> with strategy.scope():
-...     model = mmzoo.build("av_digits_concat")
->>> train_ds, _ = mmzoo.datasets.av_digits(batch_size=64, drop_remainder=True)
->>> history = mmzoo.training.distributed_loop.fit(model, strategy, train_ds, epochs=3, global_batch_size=64)
+    import mmzoo
+    from mmzoo.training import distributed_loop
+
+    strategy = mmzoo.distribute.strategy("multi_worker")
+    with strategy.scope():
+        model = mmzoo.build("av_digits_concat")
+    train_ds, _ = mmzoo.datasets.av_digits(batch_size=64, drop_remainder=True)
+    history = distributed_loop.fit(model, strategy, train_ds, epochs=3, global_batch_size=64)
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def per_example_loss(model):
     """
     loss = getattr(model, "loss", None)
     if not isinstance(loss, keras.losses.Loss):
-        raise ValueError(
+        raise ValueError(  # noqa: TRY004 (mmzoo raises ValueError for every bad argument)
             f"The distributed loop needs a model compiled with one keras.losses.Loss. Received: loss={loss!r}"
         )
     config = keras.losses.serialize(loss)
@@ -159,9 +162,13 @@ class _Backup:
         return {k: v[: int(self.epoch.numpy())] for k, v in history.items()}
 
     def save(self, epoch, history):
+        # The history first (atomically), then the checkpoint: a kill in between leaves a history one
+        # epoch ahead, which ``restore`` truncates to the checkpoint's epoch.
         self.epoch.assign(epoch)
-        with open(os.path.join(self.write_path, _HISTORY_FILE), "w") as f:
+        path = os.path.join(self.write_path, _HISTORY_FILE)
+        with open(f"{path}.tmp", "w") as f:
             json.dump(history, f)
+        os.replace(f"{path}.tmp", path)
         self.manager.save()
 
     def delete(self):

@@ -17,6 +17,8 @@ import os
 
 import keras
 
+from mmzoo._keras_compat import walk_layers
+
 
 def _names(branches):
     return [branches] if isinstance(branches, str) else list(branches)
@@ -41,7 +43,9 @@ def branch_layers(model, branch):
     ]
     if not layers:
         known = sorted(model.input) if isinstance(model.input, dict) else [model.input.name]
-        raise ValueError(f"`branch` names no branch of model {model.name!r} (branches: {known}). Received: branch={branch!r}")
+        raise ValueError(
+            f"`branch` names no branch of model {model.name!r} (branches: {known}). Received: branch={branch!r}"
+        )
     return layers
 
 
@@ -58,9 +62,11 @@ def freeze(model, branches):
     Raises:
         ValueError: If a name is not a branch of ``model``.
 
-    Example:
+    Example::
 
-    >>> finetune.freeze(model, ["text", "image"])
+        from mmzoo import finetune
+        finetune.freeze(model, ["text", "image"])
+        model.compile(...)
     """
     for name in _names(branches):
         for layer in branch_layers(model, name):
@@ -83,15 +89,16 @@ def unfreeze(model, branches, keep_batchnorm_frozen=True):
     Raises:
         ValueError: If a name is not a branch of ``model``.
 
-    Example:
+    Example::
 
-    >>> finetune.unfreeze(model, "image")
+        finetune.unfreeze(model, "image")
+        model.compile(...)
     """
     for name in _names(branches):
         for layer in branch_layers(model, name):
             layer.trainable = True
             if keep_batchnorm_frozen:
-                for sub in layer._flatten_layers(include_self=True):
+                for sub in walk_layers(layer):
                     if isinstance(sub, keras.layers.BatchNormalization):
                         sub.trainable = False
     return model
@@ -123,18 +130,23 @@ def with_lr_multipliers(optimizer, model, multipliers):
         ValueError: If ``optimizer`` is not an optimizer, a branch name is
             unknown or a factor is not a positive number.
 
-    Example:
+    Example::
 
-    >>> opt = finetune.with_lr_multipliers(keras.optimizers.Adam(1e-4), model, {"text": 0.1})
+        opt = finetune.with_lr_multipliers(keras.optimizers.Adam(1e-4), model, {"text": 0.1})
+        model.compile(optimizer=opt, loss=model.loss, metrics=["accuracy"])
     """
     if not isinstance(optimizer, keras.optimizers.Optimizer):
-        raise ValueError(f"`optimizer` must be a keras optimizer. Received: optimizer={optimizer!r}")
+        raise ValueError(f"`optimizer` must be a keras optimizer. Received: optimizer={optimizer!r}")  # noqa: TRY004
     if not isinstance(multipliers, dict) or not multipliers:
-        raise ValueError(f"`multipliers` must be a non-empty dict {{branch: factor}}. Received: multipliers={multipliers!r}")
+        raise ValueError(
+            f"`multipliers` must be a non-empty dict {{branch: factor}}. Received: multipliers={multipliers!r}"
+        )
     scale = {}
     for name, factor in multipliers.items():
         if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or factor <= 0:
-            raise ValueError(f"Learning-rate multipliers must be positive numbers. Received: multipliers[{name!r}]={factor!r}")
+            raise ValueError(
+                f"Learning-rate multipliers must be positive numbers. Received: multipliers[{name!r}]={factor!r}"
+            )
         for layer in branch_layers(model, name):
             for weight in layer.weights:
                 scale[_variable_key(weight)] = float(factor)
@@ -204,10 +216,10 @@ def two_phase_fit(
     Raises:
         ValueError: If the model is not compiled or an argument is invalid.
 
-    Example:
+    Example::
 
-    >>> h1, h2 = finetune.two_phase_fit(model, train_ds, ["text", "image"], head_epochs=3, finetune_epochs=2,
-    ...                                 validation_data=val_ds)
+        h1, h2 = finetune.two_phase_fit(model, train_ds, ["text", "image"], head_epochs=3, finetune_epochs=2,
+                                        validation_data=val_ds)
     """
     if getattr(model, "optimizer", None) is None or not model.compiled:
         raise ValueError("`model` must be compiled (loss and metrics are kept across the phases).")

@@ -63,5 +63,40 @@ def test_compressed_formats_give_a_clear_error_without_working_tensorflow_io(ext
     message = str(error.value)
     assert "tensorflow-io" in message and audio.TFIO_SUPPORTED_TF in message
     assert tf.__version__ in message and "WAV files always work" in message
+    assert 'pip install "mmzoo[audio-codecs]"' in message and "ffmpeg" in message
     with pytest.raises(audio.UnsupportedAudioFormatError, match="Unsupported audio file type"):
         audio.audio_decoder(".aiff", 8000, 4000)
+
+
+def test_compressed_file_error_names_the_file():
+    with pytest.raises(audio.UnsupportedAudioFormatError) as error:
+        audio.audio_decoder("clips/take 1.flac", 8000, 4000, source_rate=8000)
+    message = str(error.value)
+    assert message.startswith("clips/take 1.flac: decoding .flac files needs tensorflow-io")
+    assert "ffmpeg -i clips/take 1.flac take 1.wav" in message
+    with pytest.raises(audio.UnsupportedAudioFormatError, match=r"^clips/a\.aiff: Unsupported audio file type"):
+        audio.audio_decoder("clips/a.aiff", 8000, 4000)
+
+
+# First bytes of each compressed format (their magic numbers) after a real FSDD recording's name.
+_NOT_WAV = {"FLAC": b"fLaC\x00\x00\x00\x22", "OGG": b"OggS\x00\x02", "MP3": b"ID3\x04\x00", "PNG": b"\x89PNG\r\n"}
+
+
+@pytest.mark.parametrize("kind", sorted(_NOT_WAV))
+def test_bytes_of_another_format_name_it_and_the_ways_out(kind, data_dir):
+    real = (data_dir / "fsdd" / "recordings" / "3_jackson_0.wav").read_bytes()
+    contents = _NOT_WAV[kind] + real[12:]  # a real file's body behind another format's header
+    found = None if kind == "PNG" else kind
+    assert audio.audio_format(real) == "WAV" and audio.audio_format(contents) == found
+    assert audio.check_wav_bytes(real, "3_jackson_0.wav") is real
+    with pytest.raises(audio.UnsupportedAudioFormatError) as error:
+        audio.check_wav_bytes(contents, f"take.{kind.lower()}")
+    message = str(error.value)
+    assert message.startswith(f"take.{kind.lower()}: " + (f"a {kind} file, not WAV" if found else "not a recognised"))
+    assert 'pip install "mmzoo[audio-codecs]"' in message and "TensorFlow <= 2.17" in message
+    assert "convert the file to WAV" in message
+    with pytest.raises(tf.errors.InvalidArgumentError) as graph_error:  # the same inside tf.data / serving
+        audio.decode_wav(tf.constant(contents), 8000, 4000)
+    graph_message = str(graph_error.value)
+    assert f"but found {kind + ' audio' if found else 'bytes of an unknown format'}" in graph_message
+    assert 'mmzoo[audio-codecs]' in graph_message and "convert the file to WAV" in graph_message

@@ -28,6 +28,16 @@ def test_strategy_kinds_and_errors():
         distribute.strategy("tpu")
 
 
+def test_multi_worker_without_tf_config_is_an_error(monkeypatch):
+    """Without TF_CONFIG, MultiWorkerMirroredStrategy would silently train as one worker."""
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match=r"needs the TF_CONFIG environment variable.*Received: TF_CONFIG unset"):
+        distribute.strategy("multi_worker")
+    monkeypatch.setenv("TF_CONFIG", "  ")
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        distribute.strategy("multi_worker")
+
+
 def test_chief_logic_follows_tf_config(monkeypatch):
     cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
     assert distribute.is_chief("worker", 0, cluster)
@@ -63,9 +73,8 @@ def test_precision_policy_is_restored_and_validated():
     with distribute.precision_policy("mixed_bfloat16"):
         assert keras.config.dtype_policy().name == "mixed_bfloat16"
     assert keras.config.dtype_policy().name == before
-    with pytest.raises(ValueError, match="Received: precision='fp8'"):
-        with distribute.precision_policy("fp8"):
-            pass
+    with pytest.raises(ValueError, match="Received: precision='fp8'"), distribute.precision_policy("fp8"):
+        pass
 
 
 def _free_ports(n):
@@ -117,14 +126,28 @@ def test_two_workers_train_with_identical_weights_and_chief_exports(tmp_path):
 
 _MIRRORED_SCRIPT = """
 import json, sys
+import numpy as np
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from mmzoo import datasets
 from mmzoo.training import train
 out = {}
+# The global batches the 2 replicas see, put back together, are the single device's batches.
+train_ds, steps = train._epoch_seeded_train_ds(datasets.av_digits, 32, 0, 0, 2)
+strategy = tf.distribute.MirroredStrategy()
+batches = 0
+for single, (x, y) in zip(train_ds, strategy.experimental_distribute_dataset(train_ds)):
+    parts = [strategy.experimental_local_results(v) for v in (x["image"], x["audio"], y)]
+    assert all(len(p) == 2 for p in parts)
+    for want, got in zip((single[0]["image"], single[0]["audio"], single[1]), parts):
+        np.testing.assert_array_equal(want.numpy(), tf.concat(got, 0).numpy())
+    batches += 1
+out["batches"] = batches
+out["steps"] = steps
 for kind in ("default", "mirrored"):
     result = train.train_and_evaluate(
-        "av_digits_concat", epochs=10, batch_size=32, output_dir=sys.argv[1] + "/" + kind, seed=0, verbose=0,
+        "av_digits_concat", epochs=5, batch_size=32, output_dir=sys.argv[1] + "/" + kind, seed=0, verbose=0,
         export_model=False, strategy=kind, deterministic=True, dropout=0.0,
     )
     out[kind] = {"accuracy": result["test"]["accuracy"], "loss": result["history"]["loss"]}
@@ -133,14 +156,23 @@ print("RESULT " + json.dumps(out))
 
 
 def test_mirrored_over_two_cpu_devices_matches_single_device(tmp_path):
-    """Same seed, same global batch (32 = 2 replicas x 16): accuracy within 2 points of one device."""
+    """Same seed, same global batches (32 = 2 replicas x 16), so the same training up to float rounding.
+
+    The invariant is checked exactly: the replicas' batches put together are the single device's.
+    The training results are not bit-identical: the replicas' gradients are summed across devices in
+    another order, and those rounding differences grow over the 5 epochs (the first-epoch loss differed
+    by under 0.1% on the CPU this test was written on, by 0.24% on another). So the first-epoch loss
+    gets 2%, and the final test accuracy 4 points (10 of 250 examples; different seeds of this model
+    spread over 3.2 points).
+    """
     proc = subprocess.run(
-        [sys.executable, "-c", _MIRRORED_SCRIPT, str(tmp_path)], env=_env(), capture_output=True, text=True,
-        timeout=600,
+        [sys.executable, "-c", _MIRRORED_SCRIPT, str(tmp_path)], env=_env(), check=False, capture_output=True,
+        text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.split("RESULT ", 1)[1])
     single, mirrored = result["default"], result["mirrored"]
-    assert single["loss"][0] == pytest.approx(mirrored["loss"][0], rel=1e-3)  # same batches, same maths
-    assert single["accuracy"] > 0.6
-    assert abs(single["accuracy"] - mirrored["accuracy"]) <= 0.02, result
+    assert result["batches"] == 2 * result["steps"]  # every batch of both epochs compared
+    assert single["loss"][0] == pytest.approx(mirrored["loss"][0], rel=0.02), result
+    assert single["accuracy"] > 0.6 and mirrored["accuracy"] > 0.6, result
+    assert abs(single["accuracy"] - mirrored["accuracy"]) <= 0.04, result

@@ -23,7 +23,8 @@ def _data(n=16):
 
 
 def _snapshot(model, names):
-    return {w.path: w.numpy().copy() for n in names for layer in finetune.branch_layers(model, n) for w in layer.weights}
+    layers = [layer for n in names for layer in finetune.branch_layers(model, n)]
+    return {w.path: w.numpy().copy() for layer in layers for w in layer.weights}
 
 
 def _changed(before, model):
@@ -83,7 +84,10 @@ def test_lr_multipliers_scale_each_branch_update():
     model.train_on_batch(x, y)
     for w in model.trainable_weights:
         factor = 0.5 if w.path.startswith("image_") else 2.0 if w.path.startswith("text_") else 1.0
-        np.testing.assert_allclose(w.numpy() - before[w.path], -0.1 * factor * tf.convert_to_tensor(grads[w.path]).numpy(), atol=1e-6)
+        # The update is tiny next to the weight, so compare it with a tolerance of a few float32 ulps of the
+        # weight (the eager and the compiled gradient may sum in different orders on another CPU).
+        expected = -0.1 * factor * tf.convert_to_tensor(grads[w.path]).numpy()
+        np.testing.assert_allclose(w.numpy() - before[w.path], expected, rtol=1e-3, atol=1e-6)
     with pytest.raises(ValueError, match="multipliers"):
         finetune.with_lr_multipliers(keras.optimizers.SGD(0.1), model, {"image": 0})
 
@@ -109,3 +113,20 @@ def test_two_phase_backups_are_per_phase(tmp_path):
         )
     assert not (tmp_path / "phase1").exists()  # phase 1 finished: its backup is removed
     assert (tmp_path / "phase2").is_dir()  # phase 2 was interrupted: its backup is kept
+
+
+def test_unfreeze_keeps_batchnorm_frozen_inside_nested_models():
+    """A branch holding a nested model (keras.applications / KerasHub branches do): its BatchNorm stays frozen."""
+    keras.utils.set_random_seed(0)
+    inner_in = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="inner_conv")(inner_in)
+    x = keras.layers.BatchNormalization(name="inner_bn")(x)
+    backbone = keras.Model(inner_in, keras.layers.GlobalAveragePooling2D()(x), name="image_backbone")
+    image = keras.Input((8, 8, 3), name="image")
+    model = keras.Model({"image": image}, keras.layers.Dense(3, name="head")(backbone(image)))
+    finetune.freeze(model, "image")
+    assert not any(layer.trainable for layer in backbone.layers)
+    finetune.unfreeze(model, "image", keep_batchnorm_frozen=True)
+    assert backbone.get_layer("inner_conv").trainable and not backbone.get_layer("inner_bn").trainable
+    assert {w.path for w in model.trainable_weights} >= {w.path for w in backbone.get_layer("inner_conv").weights}
+    assert not {w.path for w in model.trainable_weights} & {w.path for w in backbone.get_layer("inner_bn").weights}
