@@ -13,10 +13,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-import mmzoo  # noqa: E402
+import mmzoo
 
 RUNS = [
     ("image only", "av_digits_concat", {"modalities": ("image",)}),

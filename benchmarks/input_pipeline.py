@@ -19,11 +19,11 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
-import mmzoo  # noqa: E402
-from mmzoo import branches, heads  # noqa: E402
+import mmzoo
+from mmzoo import branches, heads
 
 
 def _pipeline_rate(ds, passes=1):

@@ -25,13 +25,13 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-import mmzoo  # noqa: E402
-from mmzoo.serving import tflite  # noqa: E402
-from mmzoo.datasets import av_digits_recipe as av_digits  # noqa: E402
+import mmzoo
+from mmzoo.datasets import av_digits_recipe as av_digits
+from mmzoo.serving import tflite
 
 BATCH = 64
 

@@ -37,6 +37,9 @@ _LAZY = {
     "export": ("mmzoo.serving.saved_model", "export"),
     "load": ("mmzoo.serving.saved_model", "load"),
     "export_tflite": ("mmzoo.serving.tflite", "export_tflite"),
+    "fit": ("mmzoo.training.fit", "fit"),
+    "evaluate": ("mmzoo.training.evaluate", "evaluate"),
+    "compare": ("mmzoo.training.compare", "compare"),
 }
 
 __all__ = sorted(_LAZY)

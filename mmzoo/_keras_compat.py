@@ -30,7 +30,7 @@ def in_safe_mode():
         (or ``safe_mode_scope``), ``False`` after
         ``keras.config.enable_unsafe_deserialization()``, else ``None``.
     """
-    from keras.src.saving import serialization_lib  # private: no public equivalent
+    from keras.src.saving import serialization_lib  # private: no public equivalent  # noqa: PLC0415
 
     return serialization_lib.in_safe_mode()
 
@@ -49,7 +49,7 @@ def safe_mode_scope(safe_mode=True):
     ...     _keras_compat.in_safe_mode()
     False
     """
-    from keras.src.saving import serialization_lib  # private: no public equivalent
+    from keras.src.saving import serialization_lib  # private: no public equivalent  # noqa: PLC0415
 
     with serialization_lib.SafeModeScope(safe_mode):
         yield
@@ -57,7 +57,7 @@ def safe_mode_scope(safe_mode=True):
 
 def _layer_values(value):
     """The ``keras.layers.Layer`` objects in an attribute value (lists, tuples and dicts searched)."""
-    import keras
+    import keras  # noqa: PLC0415
 
     if isinstance(value, keras.layers.Layer):
         return [value]
@@ -70,7 +70,7 @@ def _layer_values(value):
 
 def _sublayers(layer):
     """The direct sublayers of ``layer``: a model's ``layers``, else its ``Layer``-valued attributes."""
-    import keras
+    import keras  # noqa: PLC0415
 
     if isinstance(layer, keras.Model):  # functional, sequential and subclassed models list them publicly
         return list(layer.layers)
@@ -106,10 +106,10 @@ def walk_layers(layer, include_self=True):
     >>> sorted(type(x).__name__ for x in _keras_compat.walk_layers(outer, include_self=False))
     ['BatchNormalization', 'Dense', 'Dense', 'Sequential']
     """
-    import keras
+    import keras  # noqa: PLC0415
 
     if not isinstance(layer, keras.layers.Layer):
-        raise ValueError(f"`layer` must be a keras.layers.Layer. Received: layer={layer!r}")  # noqa: TRY004
+        raise ValueError(f"`layer` must be a keras.layers.Layer. Received: layer={layer!r}")
     out, seen = [], {id(layer)}
     if include_self:
         out.append(layer)

@@ -99,6 +99,6 @@ def load_hub_module(handle):
         raise ValueError(
             f"`handle` is neither a URL nor an existing SavedModel folder. Received: handle={handle!r}"
         )
-    import tensorflow_hub as hub
+    import tensorflow_hub as hub  # noqa: PLC0415
 
     return fetch("TF Hub model", handle, lambda: hub.load(handle), HUB_LOCAL_COPY)

@@ -86,13 +86,13 @@ def compose(
         raise ValueError("`branches` must be a non-empty list of Branch objects (see mmzoo.branches).")
     for b in branches:
         if not isinstance(b, Branch):
-            raise ValueError(f"Every entry of `branches` must be a Branch. Received: {b!r}")  # noqa: TRY004
+            raise ValueError(f"Every entry of `branches` must be a Branch. Received: {b!r}")
     names = [b.name for b in branches]
     if len(set(names)) != len(names):
         raise ValueError(f"Branch names must be distinct (they key the input dict). Received: {names}")
     head = heads_lib.binary() if head is None else head
     if not isinstance(head, heads_lib.Head):
-        raise ValueError(f"`head` must be a head from mmzoo.heads. Received: head={head!r}")  # noqa: TRY004
+        raise ValueError(f"`head` must be a head from mmzoo.heads. Received: head={head!r}")
     fusion_layer = fusion_lib.get(fusion)
     hidden = check.positive_ints("hidden", hidden, allow_empty=True)
     dropout = check.fraction("dropout", dropout)

@@ -10,6 +10,7 @@ from mmzoo.branches.image import image_cnn, image_resnet
 from mmzoo.branches.keras_app import image_keras_app
 from mmzoo.branches.keras_hub import image_keras_hub, text_keras_hub
 from mmzoo.branches.pretrained import PretrainedBranch, apply_preprocessors
+from mmzoo.branches.tabular import tabular_categorical, tabular_numeric
 from mmzoo.branches.text import text_bert, text_embedding, text_rnn, text_transformer
 from mmzoo.branches.tf_hub import audio_tf_hub, image_tf_hub, text_tf_hub
 
@@ -26,6 +27,8 @@ __all__ = [
     "image_keras_hub",
     "image_resnet",
     "image_tf_hub",
+    "tabular_categorical",
+    "tabular_numeric",
     "text_bert",
     "text_embedding",
     "text_keras_hub",

@@ -13,6 +13,7 @@ from mmzoo.branches.base import Branch, recurrent_stack
 from mmzoo.branches.image import reduce_feature_map
 from mmzoo.layers import Spectrogram
 
+
 def _waveform_input(num_samples, name):
     check.positive_int("num_samples", num_samples)
     check.identifier("name", name)

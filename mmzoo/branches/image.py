@@ -169,9 +169,9 @@ def image_resnet(
     >>> branches.image_resnet((64, 64, 3), depth=50).features.shape
     (None, 2048)
     """
-    import keras_hub
+    import keras_hub  # noqa: PLC0415
 
-    from mmzoo.branches.keras_hub import image_keras_hub  # that module imports this one
+    from mmzoo.branches.keras_hub import image_keras_hub  # that module imports this one  # noqa: PLC0415
 
     input_shape = check.shape("input_shape", input_shape, 3)
     default_blocks, default_type = RESNET_DEPTHS[check.choice("depth", depth, set(RESNET_DEPTHS))]

@@ -42,7 +42,7 @@ def _load(kind, preset, loader):
 
 
 def _backbone(preset_or_backbone, name, trainable):
-    import keras_hub
+    import keras_hub  # noqa: PLC0415
 
     if isinstance(preset_or_backbone, keras_hub.models.Backbone):
         backbone = preset_or_backbone
@@ -100,7 +100,7 @@ def text_keras_hub(preset_or_backbone, sequence_length=128, reduction="pooled", 
                    "image": data.ImageColumn("image", (224, 224, 3))}
         mmzoo.export(model, "saved_models/emoji", preprocessing=columns)
     """
-    import keras_hub
+    import keras_hub  # noqa: PLC0415
 
     check.positive_int("sequence_length", sequence_length)
     check.choice("reduction", reduction, {"pooled", "avg"})
@@ -171,7 +171,7 @@ def image_keras_hub(preset_or_backbone, input_shape=(224, 224, 3), reduction="av
 
         image = branches.image_keras_hub("presets/resnet_18_imagenet", (224, 224, 3), trainable=False)
     """
-    import keras_hub
+    import keras_hub  # noqa: PLC0415
 
     input_shape = check.shape("input_shape", input_shape, 3)
     check.choice("reduction", reduction, MAP_REDUCTIONS)

@@ -166,7 +166,7 @@ def text_transformer(
     >>> text.features.shape
     (None, 64)
     """
-    import keras_hub
+    import keras_hub  # noqa: PLC0415
 
     inputs = _token_input(sequence_length, vocabulary_size, name)
     _check_heads(hidden_dim, num_heads)
@@ -243,7 +243,7 @@ def text_bert(
     >>> text.features.shape
     (None, 128)
     """
-    import keras_hub
+    import keras_hub  # noqa: PLC0415
 
     _token_input(sequence_length, vocabulary_size, name)  # validates before building the backbone
     _check_heads(hidden_dim, num_heads)

@@ -37,7 +37,7 @@ def add_parser(subparsers):
 
 def av_digits_split(model):
     """``(train_inputs, test_inputs, test_labels)`` of the embedded AV-digits data, or ``None`` if ``model`` differs."""
-    from mmzoo.datasets import av_digits_recipe as av_digits
+    from mmzoo.datasets import av_digits_recipe as av_digits  # noqa: PLC0415
 
     shapes = {"image": av_digits.IMAGE_SHAPE, "audio": (av_digits.NUM_SAMPLES,)}
     names = set(model.input)
@@ -56,7 +56,7 @@ def run(args):
     Raises:
         ExportTFLiteError: For a user error (the CLI prints it and exits with 2).
     """
-    from mmzoo.serving import tflite  # imports TensorFlow
+    from mmzoo.serving import tflite  # imports TensorFlow  # noqa: PLC0415
 
     if not args.output.endswith(".tflite"):
         raise ExportTFLiteError(f"output: expected a .tflite file name. Received: {args.output}")

@@ -107,7 +107,7 @@ def _import_tensorflow(verbose):
         return
     if verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
-        import tensorflow  # noqa: F401
+        import tensorflow  # noqa: F401, PLC0415
 
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -116,7 +116,7 @@ def _import_tensorflow(verbose):
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow as tf
+            import tensorflow as tf  # noqa: PLC0415
 
             tf.get_logger().setLevel("ERROR")
         finally:
@@ -130,8 +130,8 @@ def _import_tensorflow(verbose):
 
 
 def _list(args):
-    from mmzoo import zoo  # imports TensorFlow
-    from mmzoo.zoo import registry
+    from mmzoo import zoo  # imports TensorFlow  # noqa: PLC0415
+    from mmzoo.zoo import registry  # noqa: PLC0415
 
     if not args.details:
         for name in zoo.list_models():
@@ -147,8 +147,8 @@ def _list(args):
 
 
 def _train(args):
-    from mmzoo import zoo  # imports TensorFlow
-    from mmzoo.training import train
+    from mmzoo import zoo  # imports TensorFlow  # noqa: PLC0415
+    from mmzoo.training import train  # noqa: PLC0415
 
     try:
         result = train.train_and_evaluate(

@@ -127,7 +127,7 @@ def _read_file(name, kind, path):
 
 def load_export(path):
     """``mmzoo.load(path)``, with a ``PredictError`` when it is not a raw-serving export."""
-    from mmzoo.serving.saved_model import load  # imported here: it loads TensorFlow
+    from mmzoo.serving.saved_model import load  # imported here: it loads TensorFlow  # noqa: PLC0415
 
     if not os.path.isdir(path):
         raise PredictError(f"{path}: no such folder (expected a SavedModel written by mmzoo.export)")
@@ -158,7 +158,7 @@ def predict(served, values):
            for name, vs in values.items()}
     try:
         return served.predict_raw(raw)
-    except Exception as error:  # noqa: BLE001 (tf.errors.InvalidArgumentError for undecodable bytes, and others)
+    except Exception as error:
         if len(next(iter(raw.values()))) > 1:
             # Find the example that fails, to name its file.
             for i in range(len(next(iter(raw.values())))):

@@ -29,20 +29,26 @@ from mmzoo.data.augment import audio_augmentation, chain, image_augmentation, sp
 from mmzoo.data.balance import class_counts, class_weights, rebalance
 from mmzoo.data.columns import AudioColumn, ImageColumn, LabelColumn, TextColumn
 from mmzoo.data.image import decode_image, load_image
+from mmzoo.data.labels import MultiLabelColumn, RegressionLabel
 from mmzoo.data.manifest import Manifest, from_csv, from_jsonl, from_lists, from_records, read_manifest
 from mmzoo.data.paths import resolve_data_dir
 from mmzoo.data.pipeline import BadRowError, ErrorReport, make_dataset
-from mmzoo.data.splits import hash_split, split_of
+from mmzoo.data.splits import hash_split, split_of, stratified_kfold, stratified_split
+from mmzoo.data.tabular import CategoricalColumn, NumericColumn
 from mmzoo.data.tokenizers import KerasHubTokenizer, VocabTokenizer, WordPieceTokenizer, load_tokenizer
 
 __all__ = [
     "AudioColumn",
     "BadRowError",
+    "CategoricalColumn",
     "ErrorReport",
     "ImageColumn",
     "KerasHubTokenizer",
     "LabelColumn",
     "Manifest",
+    "MultiLabelColumn",
+    "NumericColumn",
+    "RegressionLabel",
     "TextColumn",
     "UnsupportedAudioFormatError",
     "VocabTokenizer",
@@ -70,4 +76,6 @@ __all__ = [
     "resolve_data_dir",
     "spec_augment",
     "split_of",
+    "stratified_kfold",
+    "stratified_split",
 ]

@@ -223,14 +223,14 @@ def _tfio_audio():
         ``(tfio_audio_module, None)`` or ``(None, reason)``.
     """
     try:
-        import tensorflow_io as tfio  # optional dependency
-    except Exception as error:  # noqa: BLE001 (ImportError, or a failing native library)
+        import tensorflow_io as tfio  # optional dependency  # noqa: PLC0415
+    except Exception as error:
         return None, f"tensorflow-io is not importable ({type(error).__name__}: {error})"
     try:
         # A tiny WAV through a native op: fails with an undefined symbol when the
         # installed TensorFlow is newer than the one tensorflow-io was built for.
         tfio.audio.decode_wav(tf.audio.encode_wav(tf.zeros((4, 1)), 8000), dtype=tf.int16)
-    except Exception as error:  # noqa: BLE001 (any failure means: not usable here)
+    except Exception as error:
         return None, f"tensorflow-io's native ops do not load ({type(error).__name__}: {str(error)[:200]})"
     return tfio.audio, None
 

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import os
+import string
 
 import tensorflow as tf
 
@@ -28,6 +29,7 @@ from mmzoo import _validation as check
 from mmzoo.data import audio as audio_lib
 from mmzoo.data import image as image_lib
 from mmzoo.data.manifest import is_valid_utf8
+from mmzoo.data.tokenizers.base import check_tokenizer
 
 
 def _column_names(argument, value):
@@ -38,20 +40,41 @@ def _column_names(argument, value):
 
 
 class FileColumn:
-    """Base of columns holding one file path per row (missing files are bad rows)."""
+    """Base of columns holding one file path per row (missing files are bad rows).
+
+    ``column`` is a column name, or a path template whose ``{field}`` parts
+    are filled from the row (``"images/{hexcode}.png"``); relative paths are
+    resolved against the manifest's folder.
+    """
 
     def __init__(self, column):
         self.column = _column_names("column", column)[0] if isinstance(column, str) else None
         if self.column is None:
-            raise ValueError(f"`column` must be one column name. Received: column={column!r}")
+            raise ValueError(f"`column` must be one column name or a path template. Received: column={column!r}")
+        try:
+            self._fields = [f for _, f, _, _ in string.Formatter().parse(self.column) if f is not None]
+        except ValueError as error:
+            raise ValueError(f"`column` is not a valid path template ({error}). Received: column={column!r}") from None
+        if any(not f for f in self._fields):
+            raise ValueError(
+                f"Path templates name their fields, e.g. 'images/{{hexcode}}.png'. Received: column={column!r}"
+            )
+
+    @property
+    def is_template(self):
+        """Whether ``column`` is a path template rather than a column name."""
+        return bool(self._fields)
 
     @property
     def columns(self):
-        return [self.column]
+        return list(self._fields) if self._fields else [self.column]
 
     def python_value(self, manifest, i):
         """The resolved file path of row ``i``."""
-        return manifest.path(i, self.column)
+        if not self._fields:
+            return manifest.path(i, self.column)
+        relative = self.column.format_map({f: manifest.value(i, f) for f in self._fields})
+        return os.path.normpath(os.path.join(manifest.base_dir, relative))
 
     def row_problem(self, manifest, i):
         """A message if row ``i``'s file is missing, else ``None``."""
@@ -136,7 +159,7 @@ class AudioColumn(FileColumn):
         super().prepare(manifest)
         extension, first = None, None
         for i in range(len(manifest)):
-            ext = os.path.splitext(manifest.path(i, self.column))[1].lower()
+            ext = os.path.splitext(self.python_value(manifest, i))[1].lower()
             if extension is None:
                 extension, first = ext, i
             elif ext != extension:
@@ -163,12 +186,16 @@ class TextColumn:
 
     Args:
         columns: A column name or a list of them (joined in order).
-        tokenizer: A ``VocabTokenizer`` / ``WordPieceTokenizer`` (anything
-            mapping a scalar ``tf.string`` to int32 ``(sequence_length,)``).
+        tokenizer: A mmzoo tokenizer: ``VocabTokenizer``,
+            ``WordPieceTokenizer``, ``KerasHubTokenizer`` (or a
+            ``mmzoo.data.tokenizers.Tokenizer`` of your own), the kinds that
+            ``mmzoo.export`` can save next to the model.
         separator: Joins the fields.
 
     Raises:
-        ValueError: If an argument is invalid.
+        ValueError: If an argument is invalid; for a ``tokenizer`` that is
+            not a mmzoo tokenizer (a TF-Hub text preprocessor, a bare KerasHub
+            preprocessor, a plain function), naming the accepted kinds.
 
     Example:
 
@@ -177,11 +204,7 @@ class TextColumn:
 
     def __init__(self, columns, tokenizer, separator=" "):
         self.columns = _column_names("columns", columns)
-        if not callable(tokenizer) or not hasattr(tokenizer, "sequence_length"):
-            raise ValueError(
-                f"`tokenizer` must be a mmzoo tokenizer (callable with a `sequence_length`). Received: {tokenizer!r}"
-            )
-        self.tokenizer = tokenizer
+        self.tokenizer = check_tokenizer("tokenizer", tokenizer)
         self.separator = separator
 
     def prepare(self, manifest):
@@ -238,6 +261,14 @@ class LabelColumn:
             if not classes or len(set(classes)) != len(classes):
                 raise ValueError(f"`classes` must be a non-empty list of distinct values. Received: classes={classes!r}")
         self.classes = classes
+
+    task = "class"
+    dtype = "int32"
+    shape = ()
+
+    def targets(self, manifest):
+        """The label tensor's rows: class indices (the label-spec protocol of ``make_dataset``)."""
+        return self.indices(manifest)
 
     def indices(self, manifest):
         """Class indices of every row.

@@ -62,7 +62,14 @@ class ErrorReport:
         self._current = []
         self._total = 0
 
-    def _bind(self, descriptions, upfront, total):
+    def attach(self, descriptions, upfront, total):
+        """Binds the report to one pipeline's rows (``make_dataset`` calls it).
+
+        Args:
+            descriptions: One description per row that is decoded, in order.
+            upfront: Descriptions of the rows skipped before decoding.
+            total: Number of manifest rows.
+        """
         self._descriptions = list(descriptions)
         self.upfront = list(upfront)
         self._total = total
@@ -123,22 +130,25 @@ def _check_features(features, label):
         check.identifier("features key", name)
         if not all(hasattr(column, a) for a in ("prepare", "row_problem", "python_value", "decode")):
             raise ValueError(
-                f"features[{name!r}] must be an ImageColumn, AudioColumn or TextColumn. Received: {column!r}"
+                f"features[{name!r}] must be a column spec (ImageColumn, AudioColumn, TextColumn, "
+                f"NumericColumn, CategoricalColumn). Received: {column!r}"
             )
-    if label is not None and not hasattr(label, "indices"):
-        raise ValueError(f"`label` must be a LabelColumn or None. Received: {label!r}")
+    if label is not None and not all(hasattr(label, a) for a in ("targets", "dtype")):
+        raise ValueError(
+            f"`label` must be a LabelColumn, MultiLabelColumn, RegressionLabel or None. Received: {label!r}"
+        )
 
 
 def _decoded(manifest, features, label, keep, on_error, descriptions, num_parallel_calls):
     """Rows -> decoded elements with bookkeeping fields ``pos`` and ``missing``."""
-    labels = label.indices(manifest) if label is not None else None
+    labels = label.targets(manifest) if label is not None else None
     slices = {"pos": tf.range(len(keep), dtype=tf.int64)}
     slices["fields"] = {
         name: tf.constant([column.python_value(manifest, i) for i in keep], tf.string)
         for name, column in features.items()
     }
     if labels is not None:
-        slices["label"] = tf.constant([labels[i] for i in keep], tf.int32)
+        slices["label"] = tf.constant([labels[i] for i in keep], label.dtype)
 
     def decode(element):
         out = {"pos": element["pos"], "inputs": {n: c.decode(element["fields"][n]) for n, c in features.items()}}
@@ -192,9 +202,12 @@ def make_dataset(
 
     Args:
         manifest: A ``Manifest``, a ``.csv`` / ``.jsonl`` path or a list of dicts.
-        features: ``{input_name: ImageColumn | AudioColumn | TextColumn}``;
-            the keys are the model's input names.
-        label: A ``LabelColumn``, or ``None`` to yield inputs only.
+        features: ``{input_name: ImageColumn | AudioColumn | TextColumn |
+            NumericColumn | CategoricalColumn}``; the keys are the model's
+            input names.
+        label: A ``LabelColumn`` (int32 class index), ``MultiLabelColumn``
+            (float32 multi-hot), ``RegressionLabel`` (float32 targets), or
+            ``None`` to yield inputs only.
         batch_size: Examples per batch.
         shuffle: Shuffle examples every pass (after the cache).
         seed: Seed of the shuffle and the augmentation; with a seed the
@@ -247,14 +260,14 @@ def make_dataset(
                 f"`augment` must map input names of `features` ({sorted(features)}) to functions. "
                 f"Received: augment={augment!r}"
             )
-    if rebalance and label is None:
-        raise ValueError("`rebalance=True` needs a `label` column to balance.")
+    if rebalance and (label is None or not hasattr(label, "indices")):
+        raise ValueError("`rebalance=True` needs a class `label` (a LabelColumn) to balance.")
     if len(manifest) == 0:
         raise ValueError("The manifest has no rows.")
     for column in features.values():
         column.prepare(manifest)
     if label is not None:
-        label.indices(manifest)  # validates every label up front
+        label.targets(manifest)  # validates every label up front
 
     problems = _upfront_checks(manifest, features, on_error)
     keep = [i for i in range(len(manifest)) if i not in problems]
@@ -262,7 +275,7 @@ def make_dataset(
         raise BadRowError(f"Every one of the {len(manifest)} manifest rows is bad; first: {next(iter(problems.values()))}")
     descriptions = [_describe(manifest, i, features) for i in keep]
     report = report if report is not None else ErrorReport()
-    report._bind(descriptions, list(problems.values()), len(manifest))
+    report.attach(descriptions, list(problems.values()), len(manifest))
 
     ds = _decoded(manifest, features, label, keep, on_error, descriptions, num_parallel_calls)
     if cache:

@@ -35,7 +35,8 @@ __all__ = [
 
 
 def av_digits(
-    batch_size=32, shuffle=True, seed=0, degraded=True, drop_remainder=False, data_dir=None, clean_train_copy=True
+    batch_size=32, shuffle=True, seed=0, degraded=True, drop_remainder=False, data_dir=None, clean_train_copy=True,
+    valid_fraction=0.0,
 ):
     """The AV-digits task: MNIST image + spoken digit -> digit (10 classes).
 
@@ -61,12 +62,17 @@ def av_digits(
         clean_train_copy: With ``degraded``, add the clean version of every
             train pair to the train split (doubling it). ``False`` trains on
             the degraded pairs only.
+        valid_fraction: With a value in (0, 1), a seeded, stratified share of
+            the train pairs is held out as a validation split (degraded, like
+            the test split; their clean copies leave train too) and three
+            datasets are returned.
         data_dir: ``None`` for the embedded copy, or the shared data folder
             for the full size (``mmzoo.data.resolve_data_dir()`` finds it
             from ``$MMZOO_DATA`` or ``../shared/data``).
 
     Returns:
-        ``(train_ds, test_ds)``, each yielding ``({"image": (B, 28, 28, 1)
+        ``(train_ds, test_ds)`` (``(train_ds, valid_ds, test_ds)`` with
+        ``valid_fraction``), each yielding ``({"image": (B, 28, 28, 1)
         float32, "audio": (B, 4000) float32}, label int32 (B,))``.
 
     Raises:
@@ -89,14 +95,27 @@ def av_digits(
         return load_full_arrays(data_dir, degraded=degraded)
 
     arrays = load(degraded)
+    splits = ("train", "test")
+    if valid_fraction:
+        from mmzoo.data.splits import stratified_split  # noqa: PLC0415
+
+        if isinstance(valid_fraction, bool) or not 0 < valid_fraction < 1:
+            raise ValueError(f"`valid_fraction` must be in (0, 1) or 0. Received: valid_fraction={valid_fraction!r}")
+        inputs, labels = arrays["train"]
+        keep, held_out = stratified_split(labels, valid_fraction, seed=seed)
+        arrays["valid"] = ({k: v[held_out] for k, v in inputs.items()}, labels[held_out])
+        arrays["train"] = ({k: v[keep] for k, v in inputs.items()}, labels[keep])
+        splits = ("train", "valid", "test")
     if degraded and clean_train_copy:
         (inputs, labels), (clean_inputs, clean_labels) = arrays["train"], load(False)["train"]
+        if valid_fraction:  # the clean copies of the held-out pairs stay out of train too
+            clean_inputs, clean_labels = {k: v[keep] for k, v in clean_inputs.items()}, clean_labels[keep]
         arrays["train"] = (
             {k: np.concatenate([inputs[k], clean_inputs[k]]) for k in inputs},
             np.concatenate([labels, clean_labels]),
         )
     out = []
-    for split in ("train", "test"):
+    for split in splits:
         inputs, labels = arrays[split]
         ds = tf.data.Dataset.from_tensor_slices((inputs, labels))
         if split == "train" and shuffle:

@@ -12,8 +12,8 @@ import functools
 
 import numpy as np
 
-from mmzoo.datasets import av_digits_recipe as recipe
 from mmzoo.data import paths
+from mmzoo.datasets import av_digits_recipe as recipe
 
 TRAIN_INDICES = range(5, 50)
 

@@ -17,4 +17,4 @@ from mmzoo.serving.loaded import ExportedModel
 from mmzoo.serving.metadata import METADATA_FILE, read_metadata
 from mmzoo.serving.presets import PRESETS, preset
 
-__all__ = ["ExportedModel", "METADATA_FILE", "PRESETS", "preset", "read_metadata"]
+__all__ = ["METADATA_FILE", "PRESETS", "ExportedModel", "preset", "read_metadata"]

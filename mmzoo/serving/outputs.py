@@ -117,7 +117,7 @@ def check_class_names(task, class_names, units):
     if class_names is None:
         return None
     if isinstance(class_names, str):
-        raise ValueError(  # noqa: TRY004 (Keras-style argument errors are ValueErrors)
+        raise ValueError(
             f"`class_names` must be a list of names, not a string. Received: class_names={class_names!r}"
         )
     class_names = [str(c) for c in class_names]

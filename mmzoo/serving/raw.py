@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from mmzoo.data import AudioColumn, ImageColumn, TextColumn
+from mmzoo.data import AudioColumn, CategoricalColumn, ImageColumn, NumericColumn, TextColumn
 
 # Leading bytes of the formats mmzoo.data decodes.
 IMAGE_MAGIC = {"PNG": b"\x89PNG", "JPEG": b"\xff\xd8\xff", "GIF": b"GIF8", "BMP": b"BM"}
@@ -29,11 +29,13 @@ def raw_kind(column):
     Raises:
         ValueError: If ``column`` is not an ``ImageColumn``, ``AudioColumn`` or ``TextColumn``.
     """
-    for kind, cls in (("image", ImageColumn), ("audio", AudioColumn), ("text", TextColumn)):
+    for kind, cls in (("image", ImageColumn), ("audio", AudioColumn), ("text", TextColumn),
+                      ("numeric", NumericColumn), ("categorical", CategoricalColumn)):
         if isinstance(column, cls):
             return kind
     raise ValueError(
-        f"Preprocessing entries must be mmzoo.data ImageColumn, AudioColumn or TextColumn specs. Received: {column!r}"
+        "Preprocessing entries must be mmzoo.data ImageColumn, AudioColumn, TextColumn, NumericColumn or "
+        f"CategoricalColumn specs. Received: {column!r}"
     )
 
 
@@ -44,6 +46,8 @@ def decoded_shape(column):
         return tuple(column.image_shape)
     if kind == "audio":
         return (column.num_samples,)
+    if kind in ("numeric", "categorical"):
+        return (column.width,)
     return (column.tokenizer.sequence_length,)
 
 
@@ -70,7 +74,7 @@ def check_columns(columns, input_specs):
     for name, column in columns.items():
         kind = raw_kind(column)
         spec = input_specs[name]
-        want_dtype = tf.int32 if kind == "text" else tf.float32
+        want_dtype = tf.int32 if kind in ("text", "categorical") else tf.float32
         if tuple(spec.shape[1:]) != decoded_shape(column) or not spec.dtype.is_compatible_with(want_dtype):
             raise ValueError(
                 f"`preprocessing[{name!r}]` decodes to {want_dtype.name} {decoded_shape(column)} but the model "
@@ -88,6 +92,13 @@ def column_config(column):
         config = {"kind": "audio", "encoding": "WAV bytes (16-bit PCM, any rate, mono or multi-channel)",
                   "sampling_rate": column.sampling_rate, "num_samples": column.num_samples, "crop": column.crop}
         return {**config, **column.serving_config()} if hasattr(column, "serving_config") else config
+    if kind == "numeric":
+        return {"kind": "numeric", "encoding": "the numbers of columns " + ", ".join(column.columns)
+                + " as one string joined with ','", "columns": list(column.columns)}
+    if kind == "categorical":
+        return {"kind": "categorical", "encoding": "the categories of columns " + ", ".join(column.columns)
+                + " as one string joined with '\\x1f'", "columns": list(column.columns),
+                "vocabularies": column.vocabularies}
     return {"kind": "text", "encoding": "UTF-8 string", "tokenizer": column.tokenizer.get_config(),
             "vocabulary_size": column.tokenizer.vocabulary_size}
 
@@ -182,7 +193,9 @@ def decode_all(columns, inputs, parallel_iterations=32):
         kind = raw_kind(column)
         with tf.name_scope(f"decode_{name}"):
             strings = _checked_strings(name, kind, inputs[name])
-            if kind == "text":
+            if kind in ("numeric", "categorical"):
+                out[name] = column.decode(strings)
+            elif kind == "text":
                 ids = column.tokenizer(strings)
                 out[name] = tf.ensure_shape(tf.cast(ids, tf.int32), (None, column.tokenizer.sequence_length))
             else:

@@ -45,7 +45,7 @@ from mmzoo.serving.loaded import ExportedModel
 
 def _dual_encoders(model):
     """``{"image": encoder, "text": encoder}`` for a dual encoder, else ``None``."""
-    from mmzoo.retrieval import DualEncoder  # imported here: keeps this module's imports light
+    from mmzoo.retrieval import DualEncoder  # imported here: keeps this module's imports light  # noqa: PLC0415
 
     if isinstance(model, DualEncoder):
         return {"image": model.image_encoder, "text": model.text_encoder}
@@ -237,6 +237,8 @@ def export(model, path, preprocessing=None, class_names=None, threshold=None, ta
     for column in columns.values():
         if raw_lib.raw_kind(column) == "text":
             archive.track(column.tokenizer)
+        elif raw_lib.raw_kind(column) == "categorical":
+            archive.track(column)  # its lookup table
     signatures = {}
     for endpoint, names, fn in _endpoints(model, encoders, task, class_names, threshold):
         specs = {n: input_specs[n] for n in names}

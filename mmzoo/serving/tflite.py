@@ -38,7 +38,7 @@ def _interpreter_class():
     try:
         from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 (optional)
     except ImportError:
-        Interpreter = tf.lite.Interpreter  # noqa: N806
+        Interpreter = tf.lite.Interpreter
     return Interpreter
 
 

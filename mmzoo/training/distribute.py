@@ -193,7 +193,7 @@ def tf_config():
     except json.JSONDecodeError as error:
         raise ValueError(f"TF_CONFIG is not valid JSON ({error}). Received: TF_CONFIG={raw!r}") from None
     if not isinstance(config, dict) or not isinstance(config.get("cluster"), dict):
-        raise ValueError(f'TF_CONFIG needs a "cluster" object. Received: TF_CONFIG={raw!r}')  # noqa: TRY004
+        raise ValueError(f'TF_CONFIG needs a "cluster" object. Received: TF_CONFIG={raw!r}')
     task_ = config.get("task") or {}
     if task_ and task_.get("type") not in config["cluster"]:
         raise ValueError(

@@ -54,7 +54,7 @@ def per_example_loss(model):
     """
     loss = getattr(model, "loss", None)
     if not isinstance(loss, keras.losses.Loss):
-        raise ValueError(  # noqa: TRY004 (mmzoo raises ValueError for every bad argument)
+        raise ValueError(
             f"The distributed loop needs a model compiled with one keras.losses.Loss. Received: loss={loss!r}"
         )
     config = keras.losses.serialize(loss)

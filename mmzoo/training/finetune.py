@@ -136,7 +136,7 @@ def with_lr_multipliers(optimizer, model, multipliers):
         model.compile(optimizer=opt, loss=model.loss, metrics=["accuracy"])
     """
     if not isinstance(optimizer, keras.optimizers.Optimizer):
-        raise ValueError(f"`optimizer` must be a keras optimizer. Received: optimizer={optimizer!r}")  # noqa: TRY004
+        raise ValueError(f"`optimizer` must be a keras optimizer. Received: optimizer={optimizer!r}")
     if not isinstance(multipliers, dict) or not multipliers:
         raise ValueError(
             f"`multipliers` must be a non-empty dict {{branch: factor}}. Received: multipliers={multipliers!r}"

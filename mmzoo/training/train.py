@@ -24,14 +24,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from mmzoo import datasets, zoo
-from mmzoo.training import distribute, distributed_loop, plots
+from mmzoo import heads as heads_lib
 from mmzoo.serving.saved_model import export
+from mmzoo.training import distribute, distributed_loop, plots
 
 # Zoo models and the bundled dataset each one trains on.
 TASKS = {
@@ -39,6 +41,7 @@ TASKS = {
     "av_digits_attention": datasets.av_digits,
 }
 DEFAULT_MODEL = "av_digits_concat"
+VALID_FRACTION = 0.1  # of the train pairs, held out for validation (selection); test is only evaluated
 _HISTORY_FILE = "mmzoo_history.json"
 
 
@@ -59,6 +62,12 @@ def train_and_evaluate(
     **overrides,
 ):
     """Trains a zoo model on its bundled dataset, evaluates it and exports it.
+
+    A stratified 10% of the train pairs is held out for validation: it is
+    the ``val_*`` of the history and selects the epoch whose weights are kept
+    (best validation loss; with ``backup_dir`` the last epoch, since a
+    resumed run cannot see the weights of epochs before the restart). The
+    test split is evaluated once, at the end.
 
     Writes into ``output_dir``: ``{model_name}/`` (the SavedModel),
     ``{model_name}.training.png`` (curves), ``{model_name}.confusion.png``
@@ -126,11 +135,13 @@ def train_and_evaluate(
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(seed)
-    load = TASKS[model_name]
-    train_ds, test_ds = load(batch_size=batch_size, seed=seed)
+    def load(**kwargs):  # train / validation (a stratified 10% of train) / test
+        return TASKS[model_name](valid_fraction=VALID_FRACTION, **kwargs)
+
+    train_ds, valid_ds, test_ds = load(batch_size=batch_size, seed=seed)
     steps_per_epoch = None
     if multi_worker:  # every worker must run the same number of steps
-        train_ds, _ = load(batch_size=batch_size, seed=seed, drop_remainder=True)
+        train_ds = load(batch_size=batch_size, seed=seed, drop_remainder=True)[0]
     else:  # per-epoch order fixed by (seed, epoch): resumable, and the same under MirroredStrategy
         train_ds, steps_per_epoch = _epoch_seeded_train_ds(load, batch_size, seed, _epochs_done(backup_dir), epochs)
 
@@ -145,9 +156,14 @@ def train_and_evaluate(
             model = _single_device_copy(model, model_name, overrides)
         else:
             callbacks = _backup_callbacks(backup_dir)
+            if backup_dir is None:  # keep the best validation epoch (a resumed run cannot see earlier epochs')
+                callbacks_all = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=epochs,
+                                                               restore_best_weights=True)]
+            else:
+                callbacks_all = []
             fitted = model.fit(
-                train_ds, validation_data=test_ds, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=verbose,
-                callbacks=callbacks,
+                train_ds, validation_data=valid_ds, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=verbose,
+                callbacks=callbacks + callbacks_all,
             )
             history = callbacks[1].history if callbacks else fitted.history
         test = model.evaluate(test_ds, verbose=0, return_dict=True)
@@ -211,39 +227,78 @@ def _single_device_copy(model, model_name, overrides):
 
 
 class _ResumableHistory(keras.callbacks.Callback):
-    """Keeps the epoch logs in ``backup_dir`` so that a resumed run has the full history."""
+    """Keeps the epoch logs in ``backup_dir`` so that a resumed run has the full history.
+
+    Runs after ``keras.callbacks.BackupAndRestore`` (see ``_backup_callbacks``):
+    each epoch's logs are written once BackupAndRestore has saved that epoch's
+    state, atomically (a temporary file renamed over the old one), so the
+    history file never claims an epoch whose state was not saved. Its length
+    is the finished-epoch count that ``_epochs_done`` reads before training.
+    """
 
     def __init__(self, backup_dir):
         super().__init__()
-        self.path = os.path.join(backup_dir, _HISTORY_FILE)
+        self.path = _history_path(backup_dir)
         self.history = {}
 
     def on_train_begin(self, logs=None):
-        self.history, self._first = {}, True
-        if os.path.exists(self.path):
-            with open(self.path) as f:
-                self.history = json.load(f)
+        self.history, self._first = _read_history(self.path), True
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self._first:  # ``epoch``: the epochs BackupAndRestore restored
-            self.history, self._first = {k: v[:epoch] for k, v in self.history.items()}, False
+        if not self._first:
+            return
+        self._first = False
+        # ``epoch``: the epochs BackupAndRestore restored. It equals the history's length unless the
+        # run was killed between BackupAndRestore's save and ours (a few milliseconds): then the
+        # logs of the epochs in between are lost (NaN) and this run's batches are one epoch behind.
+        recorded = _history_length(self.history)
+        if epoch != recorded:
+            warnings.warn(
+                f"The backup in {os.path.dirname(self.path)} restored {epoch} finished epochs but its history "
+                f"records {recorded} (the run was stopped while saving); the missing epochs' logs are NaN.",
+                stacklevel=2,
+            )
+        self.history = {k: (v + [float("nan")] * epoch)[:epoch] for k, v in self.history.items()}
 
     def on_epoch_end(self, epoch, logs=None):
         for k, v in (logs or {}).items():
             self.history.setdefault(k, []).append(float(v))
-        with open(self.path, "w") as f:
-            json.dump(self.history, f)
+        _write_json_atomically(self.path, self.history)
+
+
+def _history_path(backup_dir):
+    return os.path.join(str(backup_dir), _HISTORY_FILE)
+
+
+def _read_history(path):
+    if not tf.io.gfile.exists(path):
+        return {}
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def _history_length(history):
+    return max((len(v) for v in history.values()), default=0)
+
+
+def _write_json_atomically(path, value):
+    """Writes JSON to ``path`` through a temporary file renamed over it (``tf.io.gfile``: local, ``gs://``)."""
+    temporary = f"{path}.tmp"
+    with tf.io.gfile.GFile(temporary, "w") as f:
+        json.dump(value, f)
+    tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
 def _epochs_done(backup_dir):
-    """Finished epochs recorded by ``BackupAndRestore`` in ``backup_dir`` (0 when none)."""
+    """Finished epochs recorded in ``backup_dir`` by ``_ResumableHistory`` (0 when none).
+
+    Our own record, not ``BackupAndRestore``'s private ``training_metadata.json``;
+    the two agree because ours is written right after BackupAndRestore saves
+    (``_ResumableHistory`` handles the rare kill between the two writes).
+    """
     if backup_dir is None:
         return 0
-    path = os.path.join(backup_dir, "training_metadata.json")
-    if not os.path.exists(path):
-        return 0
-    with open(path) as f:
-        return int(json.load(f).get("epoch", 0))
+    return _history_length(_read_history(_history_path(backup_dir)))
 
 
 def _epoch_seeded_train_ds(load, batch_size, seed, first_epoch, epochs):
@@ -254,7 +309,7 @@ def _epoch_seeded_train_ds(load, batch_size, seed, first_epoch, epochs):
     same global batches as a single-device one. Returns ``(dataset,
     steps_per_epoch)``.
     """
-    ordered, _ = load(batch_size=batch_size, shuffle=False, seed=seed)
+    ordered = load(batch_size=batch_size, shuffle=False, seed=seed)[0]
     steps = int(ordered.cardinality())
     examples = ordered.unbatch()
 
@@ -273,19 +328,32 @@ def _epoch_seeded_train_ds(load, batch_size, seed, first_epoch, epochs):
 
 
 def _backup_callbacks(backup_dir):
+    """``[BackupAndRestore, _ResumableHistory]`` for ``backup_dir`` (in this order), or ``[]``."""
     if backup_dir is None:
         return []
-    os.makedirs(backup_dir, exist_ok=True)
+    tf.io.gfile.makedirs(str(backup_dir))
     # BackupAndRestore deletes backup_dir when training ends, history file included.
     return [keras.callbacks.BackupAndRestore(str(backup_dir)), _ResumableHistory(str(backup_dir))]
 
 
 def _write_outputs(model, model_name, test_ds, test, history, out, export_model, info):
+    """Curves, confusion matrix (labelled with the class names the model's head carries), metrics, export."""
     base = os.path.join(out, model_name)
-    paths = {"curves": plots.plot_history(history, f"{base}.training.png")}
-    labels = np.concatenate([y.numpy() for _, y in test_ds])
-    predictions = np.argmax(model.predict(test_ds, verbose=0), axis=-1)
-    class_names = [str(i) for i in range(model.output.shape[-1])]
+    paths = {"curves": plots.plot_history(history, f"{base}.training.png", title=f"{model_name}: training curves",
+                                          split_names=("train", "validation"))}
+    head = heads_lib.from_model(model)
+    if head.kind not in ("multiclass", "binary"):
+        raise ValueError(f"train_and_evaluate writes a confusion matrix of a classifier; {model_name!r} ends in a "
+                         f"{head.kind} head.")
+    labels = np.concatenate([y.numpy() for _, y in test_ds]).reshape(-1).astype(int)
+    probabilities = model.predict(test_ds, verbose=0)
+    if head.kind == "binary":
+        predictions = (probabilities[:, 0] >= head.threshold).astype(int)
+    else:
+        predictions = np.argmax(probabilities, axis=-1)
+    num_classes = 2 if head.kind == "binary" else head.units
+    class_names = list(head.class_names) if head.class_names else [str(i) for i in range(num_classes)]
+    info = {**info, "task": head.kind, "class_names": class_names}
     matrix = plots.confusion_matrix(labels, predictions, len(class_names))
     paths["confusion"] = plots.plot_confusion_matrix(
         matrix, class_names, f"{base}.confusion.png", title=f"{model_name}: test accuracy {test['accuracy']:.3f}"

@@ -499,7 +499,7 @@ def image_text_retrieval(
     >>> model.image_encoder.output.shape
     (None, 128)
     """
-    from mmzoo.retrieval import DualEncoder
+    from mmzoo.retrieval import DualEncoder  # noqa: PLC0415
 
     _check_geometry(image_shape, sequence_length, vocabulary_size)
     def project(branch):

@@ -97,7 +97,10 @@ def register(name, tiny=None, modalities=()):
     """
 
     def decorator(fn):
-        if name in _REGISTRY:
+        previous = _REGISTRY.get(name)
+        if previous is not None and (previous.builder.__module__, previous.builder.__qualname__) != (
+            fn.__module__, fn.__qualname__
+        ):  # re-importing the same module (e.g. doctest collection) re-registers the same builder: fine
             raise ValueError(f"A zoo model named {name!r} is already registered.")
         _REGISTRY[name] = ZooEntry(name, fn, dict(tiny or {}), tuple(modalities))
         return fn
@@ -189,7 +192,7 @@ def describe(names=None, tiny=False, count_params=True):
     >>> record["modalities"], record["params"] > 0
     (('image', 'audio'), True)
     """
-    from mmzoo import zoo  # the package: its models are registered (also when this file is loaded twice)
+    from mmzoo import zoo  # the package: its models are registered (also when this file is loaded twice)  # noqa: PLC0415
 
     records = []
     for name in zoo.list_models() if names is None else list(names):

@@ -65,7 +65,7 @@ def test_jpeg_png_bmp_decode(fmt):
 def test_real_openmoji_png(data_dir):
     out = image.load_image(str(data_dir / "openmoji" / "images" / "1F600.png"), (72, 72, 3)).numpy()
     assert out.shape == (72, 72, 3) and out.dtype == np.float32
-    assert 0.0 <= out.min() and out.max() <= 1.0
+    assert out.min() >= 0.0 and out.max() <= 1.0
     np.testing.assert_allclose(out[0, 0], 1.0)  # transparent corner -> white
     assert out.min() < 0.2  # the black outline
 

@@ -13,8 +13,8 @@ def test_embedded_av_digits_default():
 
 
 def test_av_digits_full_size_matches_embedded_recipe(tmp_path):
-    from pathlib import Path
     import os
+    from pathlib import Path
 
     data_dir = os.environ.get("MMZOO_DATA") or str(Path(__file__).resolve().parents[2] / ".." / "shared" / "data")
     full = mmzoo.datasets.load_full_arrays(data_dir, degraded=False)

@@ -18,7 +18,7 @@ def test_emoji_groups_shapes_split_and_training(groups, data_dir):
     x, y = next(iter(train_ds))
     assert x["image"].shape == (16, 72, 72, 3) and x["image"].dtype == tf.float32
     assert x["text"].shape == (16, 12) and x["text"].dtype == tf.int32
-    assert y.dtype == tf.int32 and 0 <= int(tf.reduce_min(y)) and int(tf.reduce_max(y)) < 11
+    assert y.dtype == tf.int32 and int(tf.reduce_min(y)) >= 0 and int(tf.reduce_max(y)) < 11
     assert float(tf.reduce_min(x["image"])) >= 0.0 and float(tf.reduce_max(x["image"])) <= 1.0
     assert len(info.class_names) == 11 and info.num_train + info.num_test == 2073
     manifests = emoji.openmoji_manifests(data_dir)

@@ -8,15 +8,19 @@ import sys
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from mmzoo.training import train
+import mmzoo
+from mmzoo import branches, heads
 from mmzoo.datasets import av_digits_recipe as av_digits
+from mmzoo.serving import read_metadata
+from mmzoo.training import train
 
 
 def _cli(*args, timeout=120):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     return subprocess.run([sys.executable, "-m", "mmzoo.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, check=False)
 
 
 def test_main_job_beats_chance_widely_and_writes_outputs(tmp_path):
@@ -33,6 +37,9 @@ def test_main_job_beats_chance_widely_and_writes_outputs(tmp_path):
         metrics = json.load(f)
     assert metrics["weights_sha256"] == train.weights_digest(result["model"])
     assert metrics["strategy"] and metrics["num_replicas"] == 1
+    # Class names come from the model's head (the recipe's CLASS_NAMES), into the metrics and the export.
+    assert metrics["task"] == "multiclass" and metrics["class_names"] == list(av_digits.CLASS_NAMES)
+    assert read_metadata(result["paths"]["saved_model"])["class_names"] == list(av_digits.CLASS_NAMES)
     # The exported model must also work on clean real inputs (the train split holds clean copies).
     clean_inputs, clean_labels = av_digits.load_arrays(degraded=False)["test"]
     clean = np.argmax(result["model"].predict(clean_inputs, verbose=0), -1)
@@ -43,7 +50,7 @@ def test_precision_is_applied_then_restored(tmp_path):
     before = keras.config.dtype_policy().name
     result = train.train_and_evaluate(
         epochs=1, output_dir=str(tmp_path), verbose=0, export_model=False, precision="mixed_bfloat16",
-        **{"image_filters": (4,), "audio_filters": (4,), "hidden": (8,)},
+        image_filters=(4,), audio_filters=(4,), hidden=(8,),
     )
     assert result["model"].dtype_policy.name == "mixed_bfloat16"
     assert keras.config.dtype_policy().name == before
@@ -77,3 +84,37 @@ def test_cli_errors_exit_2_with_one_line():
     assert no_tpu.returncode == 2 and "no TPU was found" in no_tpu.stderr
     nothing = _cli()
     assert nothing.returncode == 2
+
+
+def test_write_outputs_labels_the_confusion_matrix_with_the_heads_names_and_threshold(tmp_path):
+    """A binary model: predictions by the threshold its head carries, rows/columns named by its class names."""
+    images, digits = av_digits.read_mnist(os.path.join(mmzoo.data.resolve_data_dir(), "mnist"))
+    x = {"image": images[:48, ..., None].astype("float32") / 255.0}
+    y = (digits[:48] % 2).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = mmzoo.compose([branches.image_cnn((28, 28, 1), filters=(4,), name="image")],
+                          head=heads.binary(class_names=["even", "odd"]), hidden=(8,))
+    p = model.predict(x, verbose=0)[:, 0]
+    # A threshold in the widest gap between the middle predictions: no prediction is near it.
+    ordered = np.sort(p)
+    middle = range(len(p) // 4, 3 * len(p) // 4)
+    i = max(middle, key=lambda k: ordered[k + 1] - ordered[k])
+    threshold = float(ordered[i] + ordered[i + 1]) / 2
+    assert ordered[i + 1] - ordered[i] > 1e-5 and ((p >= threshold) != (p >= 0.5)).any(), "precondition"
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"].endswith("HeadActivation"):
+            layer["config"]["threshold"] = threshold
+    model2 = keras.Model.from_config(config)
+    model2.set_weights(model.get_weights())
+    test_ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    paths, matrix = train._write_outputs(
+        model2, "binary_demo", test_ds, {"accuracy": 0.5}, {"loss": [1.0, 0.5]}, str(tmp_path), False, {}
+    )
+    predicted = (p >= threshold).astype(int)
+    expected = np.array([[np.sum((y == t) & (predicted == q)) for q in (0, 1)] for t in (0, 1)])
+    np.testing.assert_array_equal(matrix, expected)
+    with open(paths["metrics"]) as f:
+        metrics = json.load(f)
+    assert metrics["task"] == "binary" and metrics["class_names"] == ["even", "odd"]
+    assert os.path.exists(paths["confusion"])

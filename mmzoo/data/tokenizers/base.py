@@ -121,7 +121,7 @@ def text_list(texts):
         ValueError: If ``texts`` is a single string, empty, or holds non-strings.
     """
     if isinstance(texts, (str, bytes)):
-        raise ValueError(  # noqa: TRY004 (mmzoo raises ValueError for every bad argument, as Keras does)
+        raise ValueError(
             f"`texts` must be an iterable of training texts, not one string. Received: texts={texts!r}"
         )
     texts = list(texts)

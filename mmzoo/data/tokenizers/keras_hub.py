@@ -52,10 +52,10 @@ class KerasHubTokenizer(base.Tokenizer):
 
     def __init__(self, preprocessor, sequence_length=None, name=None):
         super().__init__(name=name or "keras_hub_tokenizer")
-        import keras_hub  # heavy: only for KerasHub users
+        import keras_hub  # heavy: only for KerasHub users  # noqa: PLC0415
 
         if not isinstance(preprocessor, keras_hub.models.TextClassifierPreprocessor):
-            raise ValueError(  # noqa: TRY004 (mmzoo raises ValueError for every bad argument, as Keras does)
+            raise ValueError(
                 "`preprocessor` must be a keras_hub.models.TextClassifierPreprocessor. "
                 f"Received: preprocessor={preprocessor!r}"
             )
@@ -159,8 +159,8 @@ class KerasHubTokenizer(base.Tokenizer):
     @classmethod
     def from_folder(cls, folder, config):
         """Rebuilds the tokenizer from ``save(folder)`` output (no network)."""
-        import keras
-        import keras_hub  # noqa: F401 (registers the KerasHub classes for deserialization)
+        import keras  # noqa: PLC0415
+        import keras_hub  # noqa: F401, PLC0415
 
         preset = os.path.join(folder, config.get("preset_dir", PRESET_DIR))
         path = os.path.join(preset, PREPROCESSOR_FILE)

@@ -18,7 +18,7 @@ NUM_ITERATIONS = 4
 
 
 def _learner():
-    from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib
+    from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib  # noqa: PLC0415
 
     return wordpiece_tokenizer_learner_lib
 

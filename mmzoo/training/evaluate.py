@@ -1,0 +1,177 @@
+"""``mmzoo.evaluate``: a metrics report of a trained model or an export on labelled data.
+
+Data is read the way training read it: for a SavedModel written by
+``mmzoo.fit`` (``DIR/model``), the rows' raw files and text go through the
+export's own ``serving_raw`` signature (so the report measures exactly what a
+client gets); for a ``FitResult`` or a Keras model with its column specs, the
+``mmzoo.data`` pipeline feeds the model.
+
+Example::
+
+    report = mmzoo.evaluate("runs/emoji/model", "emoji_test.jsonl")
+    report["accuracy"], report["macro_f1"], report["auc"]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+FIT_INFO = "mmzoo_fit.json"
+
+
+class EvaluateError(ValueError):
+    """A user error of ``mmzoo.evaluate`` (one line, naming the file or column)."""
+
+
+def _fit_info(path):
+    info_path = os.path.join(os.fspath(path), "assets", FIT_INFO)
+    if not os.path.isfile(info_path):
+        raise EvaluateError(
+            f"{os.fspath(path)} is not a model written by mmzoo.fit / `mmzoo fit` (no assets/{FIT_INFO}); "
+            "pass a FitResult or a Keras model with `features` and `label`"
+        )
+    with open(info_path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _raw_values(manifest, spec_info, i):
+    """The raw serving value of one input for row ``i`` (file bytes or a string)."""
+    from mmzoo.data import tabular  # noqa: PLC0415
+    from mmzoo.data.columns import FileColumn  # noqa: PLC0415
+
+    kind, columns = spec_info["kind"], spec_info["columns"]
+    if kind in ("image", "audio"):
+        path = FileColumn(columns[0]).python_value(manifest, i)
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as error:
+            raise EvaluateError(f"{manifest.where(i)}: cannot read {path}: {error.strerror}") from None
+    if kind == "text":
+        return spec_info.get("separator", " ").join(str(manifest.value(i, c)) for c in columns)
+    if kind == "numeric":
+        numbers = [tabular.parse_number(manifest.value(i, c)) for c in columns]
+        if None in numbers:
+            raise EvaluateError(f"{manifest.where(i)}: numeric columns {columns} must hold finite numbers")
+        return tabular.NUMBER_SEPARATOR.join(repr(n) for n in numbers)
+    return tabular.CATEGORY_SEPARATOR.join(str(manifest.value(i, c)) for c in columns)
+
+
+def _targets(manifest, label, info):
+    """The label rows of ``manifest`` in the export's class order (class names compared as text)."""
+    from mmzoo.data import MultiLabelColumn, RegressionLabel  # noqa: PLC0415
+
+    task, classes = info["task"], [str(c) for c in info["classes"]]
+    try:
+        if task == "regression":
+            return np.asarray(RegressionLabel(label).targets(manifest), "float32")
+        if task == "multilabel":
+            return np.asarray(MultiLabelColumn(label, classes=classes).targets(manifest), "float32")
+    except ValueError as error:
+        raise EvaluateError(f"data: {error}") from None
+    lookup = {c: k for k, c in enumerate(classes)}
+    out = []
+    for i in range(len(manifest)):
+        value = str(manifest.value(i, label))
+        if value not in lookup:
+            raise EvaluateError(f"data: {manifest.where(i)}: label {value!r} is not one of the model's classes {classes}")
+        out.append(lookup[value])
+    return np.asarray(out, "int32")
+
+
+def predict_export_on_manifest(path, manifest, info=None, batch_size=64):
+    """Raw-input predictions of an export on every manifest row, through ``serving_raw``.
+
+    Returns:
+        ``(outputs, served)``: a dict of stacked output arrays
+        (``probabilities`` or ``scores``...) and the ``ExportedModel``.
+    """
+    from mmzoo.serving.saved_model import load  # noqa: PLC0415
+
+    info = info or _fit_info(path)
+    served = load(path)
+    chunks = []
+    for start in range(0, len(manifest), batch_size):
+        rows = range(start, min(start + batch_size, len(manifest)))
+        raw = {name: [_raw_values(manifest, spec, i) for i in rows] for name, spec in info["inputs"].items()}
+        chunks.append(served.predict_raw(raw))
+    outputs = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+    return outputs, served
+
+
+def evaluate(model_or_export, data, label=None, features=None, batch_size=64, output_dir=None):
+    """Evaluates a model on labelled data and returns (and optionally writes) its report.
+
+    Args:
+        model_or_export: A SavedModel folder written by ``mmzoo.fit`` (its
+            ``serving_raw`` decodes the rows), a ``FitResult``, or a Keras
+            model (then pass ``features`` and ``label`` specs).
+        data: A CSV/JSONL manifest path, a list of dicts or a DataFrame.
+        label: The label column (default: the one the model was fitted on);
+            a ``mmzoo.data`` label spec for a plain Keras model.
+        features: For a plain Keras model: its ``mmzoo.data`` column specs.
+        batch_size: Examples per batch.
+        output_dir: If given, writes ``report.json`` and the figures there.
+
+    Returns:
+        The report dict (``mmzoo.training.metrics``): ``accuracy``,
+        ``macro_f1``, ``auc``, per-class figures, ``top_k_accuracy``,
+        ``confusion_matrix`` for classifiers; ``mae``, ``rmse``, ``r2`` for
+        regression.
+
+    Raises:
+        EvaluateError: For a missing file, a model that mmzoo did not write,
+            or a label column the data lacks (one line).
+
+    Example::
+
+        report = mmzoo.evaluate("runs/emoji/model", "test.jsonl", output_dir="runs/emoji/test")
+    """
+    from mmzoo.training import fit as fit_lib  # noqa: PLC0415
+    from mmzoo.training import metrics, reports  # noqa: PLC0415
+
+    try:
+        manifest = fit_lib.as_manifest(data, "data")
+    except fit_lib.FitError as error:
+        raise EvaluateError(str(error)) from None
+    if isinstance(model_or_export, fit_lib.FitResult):
+        plan = model_or_export.plan
+        ds = fit_lib._datasets(plan, manifest, batch_size, 0, False, "raise")
+        report = fit_lib.evaluate_model(model_or_export.model, ds, plan)
+    elif isinstance(model_or_export, (str, os.PathLike)):
+        if not os.path.isdir(model_or_export):
+            raise EvaluateError(f"model: folder not found: {os.fspath(model_or_export)}")
+        info = _fit_info(model_or_export)
+        label = label or info["label"]
+        if label not in manifest.columns:
+            raise EvaluateError(f"data: label column {label!r} is not in the data; it has {', '.join(manifest.columns)}")
+        missing = sorted({c for spec in info["inputs"].values() for c in spec["columns"] if "{" not in c}
+                         - set(manifest.columns))
+        if missing:
+            raise EvaluateError(f"data: column(s) {missing} the model reads are not in the data")
+        y_true = _targets(manifest, label, info)
+        outputs, served = predict_export_on_manifest(model_or_export, manifest, info, batch_size)
+        if info["task"] == "regression":
+            report = metrics.regression_report(y_true, outputs["scores"], target_names=info["classes"])
+        else:
+            threshold = served.threshold if served.threshold is not None else 0.5
+            report = metrics.classification_report(y_true, outputs["probabilities"], class_names=info["classes"],
+                                                   task=info["task"], threshold=threshold)
+    else:
+        if features is None or label is None:
+            raise EvaluateError("a Keras model needs its `features` (column specs) and `label` spec")
+        from mmzoo import data as data_lib  # noqa: PLC0415
+
+        ds = data_lib.make_dataset(manifest, features, label, batch_size=batch_size)
+        task = getattr(label, "task", "class")
+        classes = [str(c) for c in (label.classes or [])]
+        if task == "class":
+            task = "binary" if len(classes) == 2 and model_or_export.output.shape[-1] == 1 else "multiclass"
+        report = fit_lib.evaluate_model(model_or_export, ds, task=task, class_names=classes)
+    if output_dir is not None:
+        os.makedirs(output_dir, exist_ok=True)
+        reports.write_report(report, output_dir, prefix="report")
+    return report

@@ -1,0 +1,875 @@
+"""``mmzoo.fit``: your own data (a manifest, records, a DataFrame or arrays) -> a trained, evaluated, exported model.
+
+The path, in order:
+
+1. **Data**: ``train`` / ``valid`` / ``test`` become manifests (or in-memory
+   arrays); the columns are mapped to model inputs (``columns="auto"`` infers
+   each column's kind and prints what it decided).
+2. **Split**: without ``valid``, a seeded, stratified ``valid_fraction`` of
+   ``train`` is held out. The validation split drives early stopping and the
+   best-weights restore; ``test`` is evaluated once, at the end.
+3. **Model**: ``model="auto"`` sizes one branch per input to the data (image
+   size, clip length, vocabulary) and takes the head from the label;
+   ``model=ZOO_NAME`` builds a zoo model with its input overrides.
+   ``fusion="auto"`` trains each of a small set of fusions and keeps the best
+   on validation.
+4. **Reports**: validation and test reports (``mmzoo.training.metrics``),
+   ``folds=K`` stratified cross-validation (mean +- std of every metric).
+5. **Export**: with ``output_dir``, the SavedModel (``serving_default`` and
+   ``serving_raw``, raw inputs decoded exactly as in training) goes to
+   ``output_dir/model`` and the report to ``output_dir/report.json``.
+
+Example::
+
+    result = mmzoo.fit("train.csv", label="group", columns={"image": "image", "annotation": "text"},
+                       epochs=20, output_dir="runs/emoji")
+    print(result.test["accuracy"], result.export_path)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import statistics
+import wave
+
+import numpy as np
+
+from mmzoo import _validation as check
+from mmzoo.data import inference
+
+logger = logging.getLogger("mmzoo")
+
+FUSION_CHOICES = ("concat", "add", "weighted_sum", "attention", "late")
+AUTO_FUSIONS = ("concat", "late", "attention")
+TEXT_INPUT = "text"
+MAX_IMAGE_SIDE = 64
+MAX_AUDIO_SECONDS = 2.0
+MAX_SEQUENCE_LENGTH = 64
+VOCABULARY_SIZE = 20000
+
+
+class FitError(ValueError):
+    """A problem with the data or the arguments of ``mmzoo.fit``, found before training (one line)."""
+
+
+@dataclasses.dataclass
+class DataPlan:
+    """What ``fit`` decided about the data: column kinds, model inputs, label and task.
+
+    Attributes:
+        kinds: Column name -> kind (``"image"``, ``"audio"``, ``"text"``,
+            ``"numeric"``, ``"categorical"``, ``"ignore"``).
+        reasons: Column name -> why (for ``columns="auto"``).
+        features: Model input name -> ``mmzoo.data`` column spec.
+        label: The label spec (``LabelColumn``, ``MultiLabelColumn`` or ``RegressionLabel``).
+        task: ``"binary"``, ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
+        modalities: Model input name -> modality kind.
+    """
+
+    kinds: dict
+    reasons: dict
+    features: dict
+    label: object
+    task: str
+    modalities: dict
+
+    def describe(self):
+        """A few lines saying what was decided (printed by ``fit``)."""
+        lines = [f"label: {self.label.column!r} -> {self.task}" + (
+            f" ({len(self.label.classes)} classes)" if self.task != "regression" else "")]
+        for column, kind in self.kinds.items():
+            reason = self.reasons.get(column)
+            lines.append(f"column {column!r}: {kind}" + (f" ({reason})" if reason else ""))
+        for name, spec in self.features.items():
+            lines.append(f"input {name!r}: {_spec_summary(spec)}")
+        return "\n".join(lines)
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What ``mmzoo.fit`` returns.
+
+    Attributes:
+        model: The trained ``keras.Model`` (best validation epoch's weights).
+        history: The Keras history dict of the final training.
+        valid: The validation report (``mmzoo.training.metrics``).
+        test: The test report, or ``None`` without ``test``.
+        export_path: The SavedModel folder (``output_dir/model``), or ``None``.
+        plan: The ``DataPlan`` (columns, inputs, label, task).
+        fusion: The fusion kind used (the chosen one for ``fusion="auto"``).
+        trials: For ``fusion="auto"`` / ``time_budget``: one dict per trial
+            (settings, validation score, epochs, seconds).
+        folds: For ``folds=K``: one report per fold, and ``cv`` their aggregate.
+        cv: Aggregate of the fold reports (mean/std/min/max per metric), or ``None``.
+        report_path: ``output_dir/report.json``, or ``None``.
+    """
+
+    model: object
+    history: dict
+    valid: dict
+    test: dict | None
+    export_path: str | None
+    plan: DataPlan
+    fusion: str
+    trials: list = dataclasses.field(default_factory=list)
+    folds: list = dataclasses.field(default_factory=list)
+    cv: dict | None = None
+    report_path: str | None = None
+
+
+def _spec_summary(spec):
+    from mmzoo.data import AudioColumn, ImageColumn, TextColumn  # noqa: PLC0415
+
+    if isinstance(spec, ImageColumn):
+        return f"image {tuple(spec.image_shape)} from {spec.column!r}"
+    if isinstance(spec, AudioColumn):
+        return f"audio {spec.num_samples} samples at {spec.sampling_rate} Hz from {spec.column!r}"
+    if isinstance(spec, TextColumn):
+        return (f"text {spec.tokenizer.sequence_length} tokens, vocabulary {spec.tokenizer.vocabulary_size}, "
+                f"from {spec.columns!r}")
+    return f"{spec.kind} {spec.columns!r}"
+
+
+# ----------------------------------------------------------------------------------------------- data in
+
+
+def as_manifest(data, argument="train", base_dir=None):
+    """A ``mmzoo.data.Manifest`` from a CSV/JSONL path, a list of dicts or a DataFrame.
+
+    Args:
+        data: A manifest path (``.csv`` / ``.jsonl``), a list of dicts, a
+            pandas DataFrame (anything with ``to_dict("records")``), or a
+            ``Manifest``.
+        argument: The argument's name (for errors).
+        base_dir: Folder that relative file paths are resolved against
+            (default: the manifest file's folder, else the working directory).
+
+    Returns:
+        A ``Manifest``.
+
+    Raises:
+        FitError: If ``data`` is none of these, a file is missing, or it has no rows.
+    """
+    from mmzoo import data as data_lib  # noqa: PLC0415
+
+    if isinstance(data, data_lib.Manifest):
+        manifest = data
+    elif isinstance(data, (str, os.PathLike)):
+        if not os.path.isfile(data):
+            raise FitError(f"{argument}: file not found: {os.fspath(data)}")
+        try:
+            manifest = data_lib.read_manifest(os.fspath(data), base_dir)
+        except ValueError as error:
+            raise FitError(f"{argument}: {error}") from None
+    elif hasattr(data, "to_dict") and hasattr(data, "columns"):
+        manifest = data_lib.from_records(data.to_dict("records"), base_dir=base_dir)
+    elif isinstance(data, (list, tuple)) and all(isinstance(r, dict) for r in data):
+        manifest = data_lib.from_records(list(data), base_dir=base_dir)
+    else:
+        raise FitError(
+            f"`{argument}` must be a CSV/JSONL manifest path, a list of dicts, a DataFrame or a dict of arrays. "
+            f"Received: {type(data).__name__}"
+        )
+    if len(manifest) == 0:
+        raise FitError(f"{argument}: the data has no rows")
+    return manifest
+
+
+def _is_arrays(data):
+    return isinstance(data, dict) and data and all(isinstance(v, (np.ndarray, list, tuple)) for v in data.values())
+
+
+def _arrays_to_records(arrays, argument):
+    """Dict of equal-length arrays -> (records of scalar fields, dict of array-valued inputs)."""
+    lengths = {k: len(v) for k, v in arrays.items()}
+    if len(set(lengths.values())) != 1:
+        raise FitError(f"`{argument}`: every array must have the same length. Received lengths: {lengths}")
+    n = next(iter(lengths.values()))
+    if n == 0:
+        raise FitError(f"`{argument}`: the arrays are empty")
+    scalars, tensors = {}, {}
+    for key, value in arrays.items():
+        array = np.asarray(value)
+        if array.ndim == 1:
+            scalars[key] = array.tolist()
+        else:
+            tensors[key] = array
+    records = [{k: v[i] for k, v in scalars.items()} for i in range(n)]
+    return records, tensors
+
+
+# ----------------------------------------------------------------------------------------------- planning
+
+
+def _normalise_columns(columns, manifest, label):
+    """``columns`` argument -> dict column -> kind (``None`` kind = infer)."""
+    if columns is None or columns == "auto":
+        return {c: None for c in manifest.columns if c != label}
+    if isinstance(columns, dict):
+        out = {}
+        for column, kind in columns.items():
+            if kind is not None and kind != "auto" and kind not in inference.KINDS:
+                raise FitError(
+                    f"columns[{column!r}]: unknown kind {kind!r}; expected one of {', '.join(inference.KINDS)}"
+                )
+            out[column] = None if kind == "auto" else kind
+        return out
+    if isinstance(columns, (list, tuple)):
+        return {c: None for c in columns}
+    raise FitError(f"`columns` must be 'auto', a list of column names or a dict column -> kind. Received: {columns!r}")
+
+
+def _check_column_present(manifest, column, argument="columns"):
+    if column not in manifest.columns:
+        raise FitError(f"{argument}: column {column!r} is not in the data; it has {', '.join(manifest.columns)}")
+
+
+def _label_spec(manifest, label, task):
+    from mmzoo import data as data_lib  # noqa: PLC0415
+
+    if task == "multilabel":
+        spec = data_lib.MultiLabelColumn(label)
+    elif task == "regression":
+        spec = data_lib.RegressionLabel(label)
+    else:
+        values = [manifest.value(i, label) for i in range(len(manifest)) if label in manifest.records[i]]
+        numbers = [inference.parse_number(v) for v in values]
+        if all(n is not None and n == int(n) for n in numbers):  # integer classes, in numeric order
+            classes = sorted(set(values), key=lambda v: (float(v), str(v)))
+        else:
+            classes = sorted(set(values), key=str)
+        spec = data_lib.LabelColumn(label, classes=classes)
+    try:
+        spec.targets(manifest)
+    except ValueError as error:
+        raise FitError(str(error)) from None
+    return spec
+
+
+def _image_shape(manifest, column, max_side=MAX_IMAGE_SIDE):
+    import tensorflow as tf  # noqa: PLC0415
+
+    from mmzoo.data import ImageColumn  # noqa: PLC0415
+
+    probe = ImageColumn(column, (8, 8, 3))
+    shapes = []
+    for i in range(0, len(manifest), max(1, len(manifest) // 20)):
+        path = probe.python_value(manifest, i)
+        if os.path.isfile(path):
+            try:
+                shapes.append(tuple(tf.io.decode_image(tf.io.read_file(path), expand_animations=False).shape))
+            except tf.errors.OpError:
+                continue
+        if len(shapes) >= 10:
+            break
+    if not shapes:
+        raise FitError(f"image column {column!r}: none of the sampled files could be read")
+    height = int(statistics.median(s[0] for s in shapes))
+    width = int(statistics.median(s[1] for s in shapes))
+    channels = 1 if all(s[2] in (1, 2) for s in shapes) else 3
+    scale = min(1.0, max_side / max(height, width))
+    return (max(8, round(height * scale)), max(8, round(width * scale)), channels)
+
+
+def _audio_geometry(manifest, column):
+    from mmzoo.data import AudioColumn  # noqa: PLC0415
+
+    probe = AudioColumn(column, 8000, 8000)
+    rates, seconds = [], []
+    for i in range(0, len(manifest), max(1, len(manifest) // 200)):
+        path = probe.python_value(manifest, i)
+        try:
+            with wave.open(path, "rb") as w:
+                rates.append(w.getframerate())
+                seconds.append(w.getnframes() / max(1, w.getframerate()))
+        except (OSError, EOFError, wave.Error):
+            continue
+    if not rates:
+        raise FitError(f"audio column {column!r}: none of the sampled files is a readable WAV file")
+    rate = min(statistics.mode(rates), 16000)
+    duration = min(float(np.percentile(seconds, 90)), MAX_AUDIO_SECONDS)
+    return rate, max(512, int(round(duration * rate)))
+
+
+def plan_data(manifest, label, columns="auto", modalities=None, verbose=True, image_size=None):
+    """Decides column kinds, model inputs and the label's task for a training manifest.
+
+    Args:
+        manifest: The training ``Manifest`` (vocabularies, sizes and
+            statistics are learned from it alone).
+        label: The label column.
+        columns: ``"auto"``, a list of columns (kinds inferred) or a dict
+            column -> kind (``"image"``, ``"audio"``, ``"text"``,
+            ``"numeric"``, ``"categorical"``, ``"ignore"`` or ``"auto"``). An
+            image/audio "column" may be a path template (``"images/{hexcode}.png"``).
+        modalities: Keep only these model inputs (e.g. ``("text",)`` for a
+            single-modality baseline); ``None`` keeps all.
+        verbose: Print the decisions.
+        image_size: Largest image side fed to the model (images are resized
+            to keep their aspect ratio); default 64.
+
+    Returns:
+        A ``DataPlan``.
+
+    Raises:
+        FitError: For a missing or unusable column, an unknown kind, a label
+            with one class, or no usable input.
+    """
+    from mmzoo import data as data_lib  # noqa: PLC0415
+
+    if not isinstance(label, str) or not label:
+        raise FitError(f"`label` must be a column name. Received: label={label!r}")
+    if label not in manifest.columns:
+        raise FitError(f"label: column {label!r} is not in the data; it has {', '.join(manifest.columns)}")
+    try:
+        task, task_reason = inference.infer_label_task(manifest, label)
+    except ValueError as error:
+        raise FitError(str(error)) from None
+    label_spec = _label_spec(manifest, label, task)
+    requested = _normalise_columns(columns, manifest, label)
+    kinds, reasons = {}, {"(label)": task_reason}
+    for column, kind in requested.items():
+        if column == label:
+            raise FitError(f"columns: the label column {label!r} cannot also be an input")
+        if "{" not in column:
+            _check_column_present(manifest, column)
+        if kind is None:
+            if "{" in column:
+                raise FitError(f"columns[{column!r}]: give a path template's kind explicitly ('image' or 'audio')")
+            kind, reasons[column] = inference.infer_kind(manifest, column)
+        kinds[column] = kind
+
+    features, modality_of = {}, {}
+    by_kind = {k: [c for c, kk in kinds.items() if kk == k] for k in inference.KINDS}
+    for kind in ("image", "audio"):
+        for column in by_kind[kind]:
+            name = kind if len(by_kind[kind]) == 1 else _input_name(column)
+            if kind == "image":
+                spec = data_lib.ImageColumn(column, _image_shape(manifest, column, image_size or MAX_IMAGE_SIDE))
+            else:
+                rate, samples = _audio_geometry(manifest, column)
+                spec = data_lib.AudioColumn(column, sampling_rate=rate, num_samples=samples, crop="center")
+            features[name], modality_of[name] = spec, kind
+    if by_kind["text"]:
+        features[TEXT_INPUT], modality_of[TEXT_INPUT] = _text_column(manifest, by_kind["text"]), "text"
+    if by_kind["numeric"]:
+        spec = data_lib.NumericColumn(by_kind["numeric"])
+        features["numeric"], modality_of["numeric"] = spec, "numeric"
+    if by_kind["categorical"]:
+        features["categorical"] = data_lib.CategoricalColumn.fit(by_kind["categorical"], manifest)
+        modality_of["categorical"] = "categorical"
+    if modalities is not None:
+        modalities = (modalities,) if isinstance(modalities, str) else tuple(modalities)
+        unknown = sorted(set(modalities) - set(features))
+        if unknown or not modalities:
+            raise FitError(
+                f"modalities: {unknown or modalities!r} not among this data's inputs {sorted(features)}"
+            )
+        features = {k: v for k, v in features.items() if k in modalities}
+        modality_of = {k: v for k, v in modality_of.items() if k in modalities}
+    if not features:
+        raise FitError(f"no usable input column (columns: {kinds}); name them with columns={{...}}")
+    for spec in features.values():
+        try:
+            spec.prepare(manifest)
+        except ValueError as error:
+            raise FitError(str(error)) from None
+    plan = DataPlan(kinds, reasons, features, label_spec, task, modality_of)
+    if verbose:
+        print(plan.describe())
+    return plan
+
+
+def _input_name(column):
+    name = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in column).strip("_") or "input"
+    return name
+
+
+def _text_column(manifest, columns):
+    from mmzoo import data as data_lib  # noqa: PLC0415
+
+    texts = []
+    for i in range(len(manifest)):
+        parts = [manifest.records[i].get(c) for c in columns]
+        texts.append(" ".join(str(p) for p in parts if p is not None))
+    lengths = sorted(len(t.split()) for t in texts)
+    sequence_length = int(min(MAX_SEQUENCE_LENGTH, max(4, np.percentile(lengths, 95) * 1.5)))
+    tokenizer = data_lib.VocabTokenizer.fit(texts, sequence_length=sequence_length, vocabulary_size=VOCABULARY_SIZE)
+    return data_lib.TextColumn(columns, tokenizer)
+
+
+# ----------------------------------------------------------------------------------------------- model
+
+
+def build_model(plan, train_manifest, fusion="concat", hidden=(128,), dropout=0.3, learning_rate=1e-3, model="auto",
+                width=1.0):
+    """The model ``fit`` trains: one branch per input sized to the data, a fusion, the label's head.
+
+    Args:
+        plan: The ``DataPlan``.
+        train_manifest: Training rows (numeric statistics are computed on them).
+        fusion: A ``mmzoo.fusion`` kind (``"concat"``, ``"add"``, ``"weighted_sum"``,
+            ``"attention"``, ``"late"``).
+        hidden: Dense widths after the fusion.
+        dropout: Dropout after each hidden layer.
+        learning_rate: Adam learning rate.
+        model: ``"auto"`` or a zoo model name (built with the data's geometry as overrides).
+        width: Multiplier of the branches' widths (used by the search).
+
+    Returns:
+        A compiled ``keras.Model`` whose inputs are ``plan.features``' names.
+    """
+    from mmzoo import branches, composition  # noqa: PLC0415
+    from mmzoo import fusion as fusion_lib  # noqa: PLC0415
+
+    if model != "auto":
+        return _zoo_model(plan, model, learning_rate)
+
+    def w(n):
+        return max(4, int(round(n * width)))
+
+    parts = []
+    for name, spec in plan.features.items():
+        kind = plan.modalities[name]
+        if kind == "image":
+            parts.append(branches.image_cnn(spec.image_shape, filters=(w(32), w(64), w(128)), padding="same",
+                                            batch_norm=True, reduction="avg", name=name))
+        elif kind == "audio":
+            parts.append(branches.audio_spectrogram_cnn(spec.num_samples, spec.sampling_rate,
+                                                        filters=(w(32), w(64)), reduction="avg", name=name))
+        elif kind == "text":
+            parts.append(branches.text_embedding(spec.tokenizer.sequence_length, spec.tokenizer.vocabulary_size,
+                                                 w(64), reduction="avg", name=name))
+        elif kind == "numeric":
+            values = np.asarray(spec.values(train_manifest), "float64")
+            parts.append(branches.tabular_numeric(spec.width, values.mean(0), values.var(0), units=(w(32),), name=name))
+        else:
+            parts.append(branches.tabular_categorical(spec.width, spec.cardinality, 8, name=name))
+    fusion_layer = fusion_lib.late("mean") if fusion == "late" else fusion_lib.get(fusion)
+    return composition.compose(parts, fusion=fusion_layer, head=_head(plan), hidden=hidden, dropout=dropout,
+                               learning_rate=learning_rate, name="mmzoo_fit")
+
+
+def _head(plan):
+    from mmzoo import heads  # noqa: PLC0415
+
+    classes = [str(c) for c in plan.label.classes]
+    if plan.task == "binary":
+        return heads.binary(class_names=classes)
+    if plan.task == "multiclass":
+        return heads.multiclass(len(classes), top_k=min(5, len(classes) - 1), class_names=classes)
+    if plan.task == "multilabel":
+        return heads.multilabel(len(classes), class_names=classes)
+    return heads.regression(len(classes), class_names=classes)
+
+
+def _zoo_model(plan, name, learning_rate):
+    import inspect  # noqa: PLC0415
+
+    from mmzoo import zoo  # noqa: PLC0415
+
+    try:
+        entry = zoo.get(name)
+    except ValueError as error:
+        raise FitError(f"model: {error}") from None
+    accepted = inspect.signature(entry.builder).parameters
+    overrides = {}
+    for spec in plan.features.values():
+        for attribute, key in (("image_shape", "image_shape"), ("num_samples", "num_samples"),
+                               ("sampling_rate", "sampling_rate")):
+            if hasattr(spec, attribute) and key in accepted:
+                overrides[key] = tuple(getattr(spec, attribute)) if key == "image_shape" else getattr(spec, attribute)
+        tokenizer = getattr(spec, "tokenizer", None)
+        if tokenizer is not None:
+            for key in ("sequence_length", "vocabulary_size"):
+                if key in accepted:
+                    overrides[key] = getattr(tokenizer, key)
+    if "modalities" in accepted:
+        overrides["modalities"] = tuple(plan.features)
+    if "num_classes" in accepted and plan.task in ("binary", "multiclass"):
+        overrides["num_classes"] = len(plan.label.classes)
+    if "learning_rate" in accepted:
+        overrides["learning_rate"] = learning_rate
+    try:
+        model = zoo.build(name, **overrides)
+    except ValueError as error:
+        raise FitError(f"model {name!r} does not fit this data: {error}") from None
+    missing = sorted(set(model.input) - set(plan.features))
+    if missing:
+        raise FitError(f"model {name!r} needs inputs {missing} that this data does not provide ({sorted(plan.features)})")
+    return model
+
+
+# ----------------------------------------------------------------------------------------------- training
+
+
+def _datasets(plan, manifest, batch_size, seed, shuffle, on_error):
+    from mmzoo import data as data_lib  # noqa: PLC0415
+
+    return data_lib.make_dataset(manifest, plan.features, plan.label, batch_size=batch_size, shuffle=shuffle,
+                                 seed=seed, on_error=on_error)
+
+
+def _split_train_valid(manifest, plan, valid_fraction, seed):
+    from mmzoo.data import splits  # noqa: PLC0415
+
+    if not 0 < valid_fraction < 1:
+        raise FitError(f"valid_fraction must be in (0, 1). Received: valid_fraction={valid_fraction!r}")
+    targets = plan.label.targets(manifest)
+    try:
+        if plan.task == "regression":
+            train_idx, valid_idx = splits.stratified_split([row[0] for row in targets], valid_fraction, seed=seed,
+                                                           stratify=False)
+        else:  # class indices, or multi-hot rows (stratified on the label set)
+            train_idx, valid_idx = splits.stratified_split(targets, valid_fraction, seed=seed)
+    except ValueError as error:
+        raise FitError(f"valid_fraction: {error}") from None
+    if len(valid_idx) == 0 or len(train_idx) == 0:
+        raise FitError(f"valid_fraction={valid_fraction} leaves an empty split of {len(manifest)} rows")
+    return manifest.subset(sorted(train_idx)), manifest.subset(sorted(valid_idx))
+
+
+def _primary_score(report, task):
+    """Higher is better: accuracy (classification), macro F1 (multi-label), -RMSE (regression)."""
+    if task == "regression":
+        return -report["rmse"]
+    if task == "multilabel":
+        return report["macro_f1"]
+    return report["accuracy"]
+
+
+def evaluate_model(model, dataset, plan=None, task=None, class_names=None, threshold=None):
+    """A metrics report of ``model`` on a batched ``(inputs, label)`` dataset.
+
+    Args:
+        model: A Keras model (or anything with ``predict``).
+        dataset: Batched ``tf.data`` of ``(inputs, labels)``.
+        plan: A ``DataPlan`` (gives task and class names), or pass ``task`` / ``class_names``.
+        task: ``"binary"``, ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
+        class_names: Class (or target) names.
+        threshold: Decision threshold (binary / multi-label); default the model's head's, else 0.5.
+
+    Returns:
+        The report dict of ``mmzoo.training.metrics``.
+    """
+    from mmzoo.training import metrics  # noqa: PLC0415
+
+    task = task or plan.task
+    class_names = class_names or [str(c) for c in plan.label.classes]
+    labels, outputs = [], []
+    for inputs, y in dataset:
+        labels.append(np.asarray(y))
+        outputs.append(np.asarray(model.predict_on_batch(inputs) if hasattr(model, "predict_on_batch")
+                                  else model.predict(inputs)))
+    y_true, y_pred = np.concatenate(labels), np.concatenate(outputs)
+    if threshold is None:
+        threshold = _model_threshold(model)
+    if task == "regression":
+        return metrics.regression_report(y_true, y_pred, target_names=class_names)
+    return metrics.classification_report(y_true, y_pred, class_names=class_names, task=task, threshold=threshold)
+
+
+def _model_threshold(model):
+    try:
+        from mmzoo import heads  # noqa: PLC0415
+
+        head = heads.from_model(model)
+        return float(getattr(head, "threshold", 0.5))
+    except (AttributeError, ValueError):
+        return 0.5
+
+
+def _train_once(plan, train_manifest, valid_manifest, *, fusion, model, seed, epochs, batch_size, learning_rate,
+                dropout, hidden, width, patience, callbacks, tensorboard, verbose, on_error):
+    import time  # noqa: PLC0415
+
+    import keras  # noqa: PLC0415
+
+    keras.utils.set_random_seed(seed)
+    train_ds = _datasets(plan, train_manifest, batch_size, seed, True, on_error)
+    valid_ds = _datasets(plan, valid_manifest, batch_size, seed, False, on_error)
+    net = build_model(plan, train_manifest, fusion=fusion, hidden=hidden, dropout=dropout,
+                      learning_rate=learning_rate, model=model, width=width)
+    monitor = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    all_callbacks = [monitor, *callbacks]
+    if tensorboard:
+        all_callbacks.append(keras.callbacks.TensorBoard(log_dir=os.fspath(tensorboard)))
+    start = time.perf_counter()
+    history = net.fit(train_ds, validation_data=valid_ds, epochs=epochs, callbacks=all_callbacks, verbose=verbose,
+                      shuffle=False)  # the pipeline shuffles (seeded)
+    seconds = time.perf_counter() - start
+    report = evaluate_model(net, valid_ds, plan)
+    return net, history.history, report, {"best_epoch": int(monitor.best_epoch) + 1, "seconds": round(seconds, 1)}
+
+
+def fit(
+    train,
+    label,
+    columns="auto",
+    valid=None,
+    valid_fraction=0.1,
+    test=None,
+    model="auto",
+    fusion="auto",
+    modalities=None,
+    epochs=30,
+    batch_size=32,
+    learning_rate=1e-3,
+    dropout=0.3,
+    hidden=(128,),
+    patience=5,
+    image_size=None,
+    time_budget=None,
+    folds=None,
+    callbacks=(),
+    tensorboard=None,
+    output_dir=None,
+    seed=0,
+    on_error="raise",
+    verbose=1,
+):
+    """Trains, selects, evaluates and exports a multimodal model on your own data.
+
+    Args:
+        train: Training data: a CSV/JSONL manifest path, a list of dicts, a
+            pandas DataFrame, or a dict of arrays (``{"image": (N, H, W, C)
+            array, "caption": [str, ...], "label": [...]}``; 4-D/3-D arrays
+            are images, 2-D arrays waveforms, 1-D arrays columns). File paths
+            are relative to the manifest's folder.
+        label: The label column: class names/integers (classification),
+            floats (regression) or ``"|"``-separated sets (multi-label).
+        columns: ``"auto"`` (infer every column's kind and print the
+            decisions), a list of columns, or a dict column -> kind
+            (``"image"``, ``"audio"``, ``"text"``, ``"numeric"``,
+            ``"categorical"``, ``"ignore"``, ``"auto"``); image/audio columns
+            may be path templates such as ``"images/{hexcode}.png"``.
+        valid: Validation data (same forms); default: a seeded stratified
+            ``valid_fraction`` of ``train``.
+        valid_fraction: Fraction of ``train`` held out when ``valid`` is None.
+        test: Test data, evaluated once at the end (never used for selection).
+        model: ``"auto"`` (branches sized to the data) or a zoo model name.
+        fusion: A fusion kind (``"concat"``, ``"add"``, ``"weighted_sum"``,
+            ``"attention"``, ``"late"``) or ``"auto"``: the best on validation
+            among ``concat``, ``late`` and ``attention`` (one input: none).
+        modalities: Use only these inputs (e.g. ``("text",)``): single-modality baselines.
+        epochs: Most training epochs (early stopping on validation loss).
+        batch_size: Examples per batch.
+        learning_rate: Adam learning rate.
+        dropout: Dropout after the hidden layers.
+        hidden: Dense widths after the fusion.
+        patience: Epochs without validation improvement before stopping.
+        image_size: Largest image side fed to the model (default 64; the
+            aspect ratio is kept).
+        time_budget: Seconds for a KerasTuner search over fusion kind,
+            branch width, learning rate and dropout (validation-selected);
+            ``None`` trains the given settings.
+        folds: ``K`` for stratified K-fold cross-validation on ``train``
+            (reported as mean +- std); the returned model is still trained
+            on ``train`` with ``valid``.
+        callbacks: Extra Keras callbacks for the final training.
+        tensorboard: A folder for TensorBoard logs.
+        output_dir: Folder for ``model/`` (SavedModel), ``report.json`` and plots.
+        seed: Seed of splits, weights, shuffling and the search.
+        on_error: ``"raise"`` or ``"skip"`` bad rows (see ``mmzoo.data.make_dataset``).
+        verbose: Keras verbosity (0, 1, 2); 0 also silences the decisions.
+
+    Returns:
+        A ``FitResult``.
+
+    Raises:
+        FitError: For bad data or arguments, before any training.
+
+    Example::
+
+        result = mmzoo.fit("emoji.jsonl", label="group",
+                           columns={"images/{hexcode}.png": "image", "annotation": "text"},
+                           test="emoji_test.jsonl", epochs=20, output_dir="runs/emoji")
+        result.test["accuracy"], result.export_path
+    """
+    check.choice("on_error", on_error, {"raise", "skip"})
+    epochs = check.positive_int("epochs", epochs)
+    batch_size = check.positive_int("batch_size", batch_size)
+    if fusion != "auto" and fusion not in FUSION_CHOICES:
+        raise FitError(f"fusion must be 'auto' or one of {', '.join(FUSION_CHOICES)}. Received: fusion={fusion!r}")
+    if output_dir is not None:
+        _check_writable(output_dir)
+    train_manifest, arrays = _load(train, "train")
+    if arrays:
+        raise FitError("train: dicts of arrays are accepted only with 1-D columns in this version; "
+                       f"arrays of rank > 1 found for {sorted(arrays)} (write them to files and pass a manifest)")
+    plan = plan_data(train_manifest, label, columns, modalities, verbose=bool(verbose), image_size=image_size)
+    if valid is None:
+        train_manifest, valid_manifest = _split_train_valid(train_manifest, plan, valid_fraction, seed)
+    else:
+        valid_manifest = _load(valid, "valid")[0]
+    test_manifest = _load(test, "test")[0] if test is not None else None
+    for name, m in (("train", train_manifest), ("valid", valid_manifest), ("test", test_manifest)):
+        if m is not None:
+            _check_rows(plan, m, name, on_error)
+
+    settings = dict(model=model, seed=seed, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                    dropout=dropout, hidden=tuple(hidden), width=1.0, patience=patience, tensorboard=None,
+                    verbose=verbose, on_error=on_error, callbacks=())
+    trials = []
+    if time_budget is not None:
+        from mmzoo.training import search  # noqa: PLC0415
+
+        best, trials = search.search(plan, train_manifest, valid_manifest, settings, time_budget, fusion)
+        settings.update(best)
+        chosen_fusion = best["fusion"]
+    elif fusion == "auto" and len(plan.features) > 1 and model == "auto":
+        chosen_fusion, trials = _choose_fusion(plan, train_manifest, valid_manifest, settings)
+    else:
+        chosen_fusion = "concat" if fusion == "auto" else fusion
+    final = {**settings, "fusion": chosen_fusion, "callbacks": tuple(callbacks), "tensorboard": tensorboard}
+    net, history, valid_report, info = _train_once(plan, train_manifest, valid_manifest, **final)
+    valid_report["best_epoch"] = info["best_epoch"]
+    test_report = None
+    if test_manifest is not None:
+        test_report = evaluate_model(net, _datasets(plan, test_manifest, batch_size, seed, False, on_error), plan)
+
+    fold_reports, cv = [], None
+    if folds is not None:
+        fold_reports, cv = cross_validate(plan, _load(train, "train")[0], folds, final)
+
+    result = FitResult(net, history, valid_report, test_report, None, plan, chosen_fusion, trials, fold_reports, cv)
+    if output_dir is not None:
+        _write_outputs(result, output_dir)
+    return result
+
+
+def _check_rows(plan, manifest, split, on_error):
+    """Up-front checks of a split (columns, labels, and under ``on_error="raise"`` every row's fields)."""
+    try:
+        plan.label.targets(manifest)
+        for spec in plan.features.values():
+            spec.prepare(manifest)
+    except ValueError as error:
+        raise FitError(f"{split}: {error}") from None
+    if on_error == "raise":
+        for i in range(len(manifest)):
+            for name, spec in plan.features.items():
+                problem = spec.row_problem(manifest, i)
+                if problem:
+                    raise FitError(f"{split}: {manifest.where(i)}, input {name!r}: {problem}")
+
+
+def _choose_fusion(plan, train_manifest, valid_manifest, settings):
+    trials, best = [], None
+    for kind in AUTO_FUSIONS:
+        _, _, report, info = _train_once(plan, train_manifest, valid_manifest, fusion=kind, **settings)
+        score = _primary_score(report, plan.task)
+        trials.append({"fusion": kind, "valid_score": round(score, 4), **info})
+        if verbose_enabled(settings):
+            print(f"fusion={kind}: validation score {score:.4f} (best epoch {info['best_epoch']})")
+        if best is None or score > best[0]:
+            best = (score, kind)
+    return best[1], trials
+
+
+def verbose_enabled(settings):
+    return bool(settings.get("verbose"))
+
+
+def cross_validate(plan, manifest, k, settings):
+    """Stratified K-fold cross-validation with the final settings.
+
+    Each fold trains on the other folds (early stopping on a stratified 10%
+    of them) and is evaluated on its held-out fold.
+
+    Returns:
+        ``(fold_reports, aggregate)``.
+    """
+    from mmzoo.data import splits  # noqa: PLC0415
+    from mmzoo.training import metrics  # noqa: PLC0415
+
+    k = check.positive_int("folds", k)
+    if k < 2:
+        raise FitError(f"folds must be at least 2. Received: folds={k}")
+    targets = plan.label.targets(manifest)
+    keys = [row[0] for row in targets] if plan.task == "regression" else targets
+    try:
+        fold_indices = splits.stratified_kfold(keys, k, seed=settings["seed"],
+                                               **({"stratify": False} if plan.task == "regression" else {}))
+    except ValueError as error:
+        raise FitError(str(error)) from None
+    reports = []
+    for number, (train_idx, test_idx) in enumerate(fold_indices, start=1):
+        fold_train = manifest.subset(sorted(train_idx))
+        fold_train, fold_valid = _split_train_valid(fold_train, plan, 0.1, settings["seed"])
+        net, _, _, _ = _train_once(plan, fold_train, fold_valid, **{**settings, "callbacks": (), "tensorboard": None})
+        fold_test = _datasets(plan, manifest.subset(sorted(test_idx)), settings["batch_size"], settings["seed"], False,
+                              settings["on_error"])
+        report = evaluate_model(net, fold_test, plan)
+        reports.append(report)
+        if settings.get("verbose"):
+            print(f"fold {number}/{k}: score {_primary_score(report, plan.task):.4f}")
+    return reports, metrics.aggregate_reports(reports)
+
+
+def _load(data, argument):
+    if data is None:
+        return None, {}
+    if _is_arrays(data):
+        records, tensors = _arrays_to_records(data, argument)
+        return as_manifest(records, argument), tensors
+    return as_manifest(data, argument), {}
+
+
+def _check_writable(output_dir):
+    """Creates ``output_dir`` and writes a probe file there, so a bad folder fails before training."""
+    import tempfile  # noqa: PLC0415
+
+    path = os.fspath(output_dir)
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".mmzoo_write_check_"):
+            pass
+    except OSError as error:
+        raise FitError(f"output_dir: cannot write to {path}: {error.strerror or error}") from None
+
+
+def _write_outputs(result, output_dir):
+    from mmzoo.serving.saved_model import export  # noqa: PLC0415
+    from mmzoo.training import reports  # noqa: PLC0415
+
+    os.makedirs(output_dir, exist_ok=True)
+    result.export_path = export(result.model, os.path.join(output_dir, "model"), preprocessing=result.plan.features)
+    summary = {
+        "label": result.plan.label.column,
+        "task": result.plan.task,
+        "classes": [str(c) for c in result.plan.label.classes],
+        "columns": result.plan.kinds,
+        "inputs": {name: _spec_summary(spec) for name, spec in result.plan.features.items()},
+        "fusion": result.fusion,
+        "valid": result.valid,
+        "test": result.test,
+        "trials": result.trials,
+        "folds": result.folds,
+        "cv": result.cv,
+        "history": {k: [float(v) for v in vs] for k, vs in result.history.items()},
+        "model": os.path.abspath(result.export_path),
+    }
+    result.report_path = os.path.join(output_dir, "report.json")
+    with open(result.report_path, "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2, default=float)
+    for split in ("valid", "test"):
+        report = getattr(result, split)
+        if report is not None:
+            reports.write_report(report, output_dir, prefix=f"{split}_report")
+    with open(os.path.join(result.export_path, "assets", "mmzoo_fit.json"), "w", encoding="utf-8") as f:
+        json.dump({"label": summary["label"], "task": summary["task"], "classes": summary["classes"],
+                   "columns": summary["columns"], "inputs": _input_sources(result.plan)}, f, indent=2)
+
+
+def _input_sources(plan):
+    """Model input -> the manifest columns it reads (how ``mmzoo.evaluate`` rebuilds raw inputs)."""
+    out = {}
+    for name, spec in plan.features.items():
+        columns = list(spec.columns) if not hasattr(spec, "column") else [spec.column]
+        out[name] = {"kind": plan.modalities[name], "columns": columns,
+                     "separator": getattr(spec, "separator", " ")}
+    return out

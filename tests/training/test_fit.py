@@ -1,0 +1,166 @@
+"""``mmzoo.fit`` / ``evaluate`` / ``compare`` on small real manifests (OpenMoji emoji + text, spoken digits)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mmzoo
+from mmzoo.training import fit as fit_lib
+
+GROUPS = ("animals-nature", "flags", "food-drink", "travel-places")
+
+
+def _rows(shared_data, per_group, offset=0):
+    rows = [json.loads(line) for line in open(shared_data / "openmoji" / "openmoji.jsonl")]
+    out = []
+    for group in GROUPS:
+        members = [r for r in rows if r["group"] == group]
+        out += members[offset:offset + per_group]
+    return [{"hexcode": r["hexcode"], "annotation": r["annotation"], "tags": r["tags"], "group": r["group"]}
+            for r in out]
+
+
+@pytest.fixture(scope="module")
+def emoji_dir(shared_data, tmp_path_factory):
+    """train.jsonl (160 emojis of 4 groups), test.jsonl (40 others), images/ beside them."""
+    folder = tmp_path_factory.mktemp("emoji")
+    os.symlink(shared_data / "openmoji" / "images", folder / "images")
+    for name, rows in (("train.jsonl", _rows(shared_data, 40)), ("test.jsonl", _rows(shared_data, 10, offset=40))):
+        with open(folder / name, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+    return folder
+
+
+COLUMNS = {"images/{hexcode}.png": "image", "annotation": "text", "tags": "text"}
+
+
+def test_fit_selects_on_validation_and_exports_a_model_that_serves_the_same_files(emoji_dir, tmp_path):
+    result = mmzoo.fit(str(emoji_dir / "train.jsonl"), label="group", columns=COLUMNS, test=str(emoji_dir / "test.jsonl"),
+                       fusion="concat", epochs=2, batch_size=32, image_size=24, output_dir=str(tmp_path / "run"),
+                       verbose=0)
+    assert set(result.plan.features) == {"image", "text"} and result.plan.task == "multiclass"
+    assert result.valid["num_examples"] == 16  # a stratified 10% of 160
+    assert result.test["num_examples"] == 40 and 0.0 <= result.test["accuracy"] <= 1.0
+    assert set(result.test["per_class"]) == set(GROUPS)
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["test"]["accuracy"] == pytest.approx(result.test["accuracy"])
+
+    # The export, in a process without mmzoo, on the raw test files: same probabilities as the Keras model.
+    manifest = fit_lib.as_manifest(str(emoji_dir / "test.jsonl"))
+    keras_probs = result.model.predict(fit_lib._datasets(result.plan, manifest, 64, 0, False, "raise"), verbose=0)
+    script = f"""
+import json, numpy as np, tensorflow as tf, tensorflow_text  # noqa
+rows = [json.loads(l) for l in open({str(emoji_dir / 'test.jsonl')!r})]
+m = tf.saved_model.load({str(tmp_path / 'run' / 'model')!r})
+images = [open({str(emoji_dir)!r} + '/images/' + r['hexcode'] + '.png', 'rb').read() for r in rows]
+texts = [r['annotation'] + ' ' + r['tags'] for r in rows]
+out = m.signatures['serving_raw'](image=tf.constant(images), text=tf.constant(texts))
+np.save({str(tmp_path / 'probs.npy')!r}, out['probabilities'].numpy())
+assert 'mmzoo' not in __import__('sys').modules
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True, timeout=300)
+    np.testing.assert_allclose(np.load(tmp_path / "probs.npy"), keras_probs, atol=1e-4)
+
+    again = mmzoo.evaluate(str(tmp_path / "run" / "model"), str(emoji_dir / "test.jsonl"))
+    assert again["accuracy"] == pytest.approx(result.test["accuracy"])
+
+
+def test_validation_selection_restores_the_best_epoch(emoji_dir):
+    import keras
+
+    class Record(keras.callbacks.Callback):
+        """Records val_loss and weights per epoch; from epoch 2 on, spoils the weights so later epochs are worse."""
+
+        def on_train_begin(self, logs=None):
+            self.val_losses, self.weights = [], []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.val_losses.append(logs["val_loss"])
+            self.weights.append([w.copy() for w in self.model.get_weights()])
+            if epoch >= 1:
+                rng = np.random.default_rng(epoch)
+                self.model.set_weights([w + rng.normal(0, 0.3, w.shape).astype(w.dtype) if w.dtype.kind == "f" else w
+                                        for w in self.model.get_weights()])
+
+    record = Record()
+    result = mmzoo.fit(str(emoji_dir / "train.jsonl"), label="group", columns={"annotation": "text"}, epochs=5,
+                       patience=10, callbacks=[record], verbose=0)
+    best = int(np.argmin(record.val_losses))
+    assert best < len(record.val_losses) - 1, record.val_losses  # the best epoch is not the last one
+    assert result.valid["best_epoch"] == best + 1
+    for got, want in zip(result.model.get_weights(), record.weights[best]):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_cross_validation_reports_each_fold_and_the_aggregate(emoji_dir):
+    result = mmzoo.fit(str(emoji_dir / "train.jsonl"), label="group", columns={"annotation": "text"}, epochs=1,
+                       folds=2, verbose=0)
+    assert len(result.folds) == 2
+    assert sum(r["num_examples"] for r in result.folds) == 160  # the test folds partition the data
+    accuracies = [r["accuracy"] for r in result.folds]
+    assert result.cv["accuracy"]["mean"] == pytest.approx(np.mean(accuracies))
+    assert result.cv["accuracy"]["std"] == pytest.approx(np.std(accuracies, ddof=1))
+
+
+def test_compare_trains_each_input_and_fusion_on_one_split(emoji_dir, tmp_path):
+    table = mmzoo.compare(str(emoji_dir / "train.jsonl"), label="group",
+                          columns={"images/{hexcode}.png": "image", "annotation": "text"},
+                          test=str(emoji_dir / "test.jsonl"), fusions=("concat",), seeds=2, epochs=1, image_size=16,
+                          output_dir=str(tmp_path / "cmp"))
+    assert [r["name"] for r in table.rows] == ["image", "text", "fusion: concat"]
+    assert all(len(r["scores"]) == 2 and r["min"] <= r["mean"] <= r["max"] for r in table.rows)
+    assert table.split == "test" and (tmp_path / "cmp" / "compare.png").is_file()
+    assert "fusion: concat" in (tmp_path / "cmp" / "compare.md").read_text()
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "mmzoo.cli", *args], capture_output=True, text=True, timeout=600,
+                          cwd=cwd)
+
+
+def test_cli_fit_and_evaluate_json(emoji_dir, tmp_path):
+    out = tmp_path / "cli"
+    run = _cli("fit", str(emoji_dir / "train.jsonl"), "--label", "group", "--text", "annotation", "--text", "tags",
+               "--fusion", "concat", "--epochs", "3", "--quiet", "--output-dir", str(out))
+    assert run.returncode == 0, run.stderr
+    assert (out / "model" / "saved_model.pb").is_file() and (out / "report.json").is_file()
+    evaluated = _cli("evaluate", str(out / "model"), str(emoji_dir / "test.jsonl"), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    report = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    assert {"accuracy", "macro_f1", "auc"} <= set(report) and report["num_examples"] == 40
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--label", "nope"], "label: column 'nope' is not in the data"),
+        (["--label", "group", "--text", "missing_column"], "'missing_column' is not in the data"),
+        (["--label", "group", "--numeric", "annotation"], "must hold a finite number"),
+        (["--label", "group", "--test", "/no/such/test.jsonl"], "test: file not found"),
+        (["--label", "group", "--text", "annotation", "--valid-fraction", "1.5"], "valid_fraction"),
+        (["--label", "group", "--image", "annotation", "--epochs", "0"], "--epochs must be positive"),
+    ],
+)
+def test_fit_errors_are_one_line_with_exit_code_2(emoji_dir, tmp_path, capsys, args, message):
+    from mmzoo.cli.main import main
+
+    code = main(["fit", str(emoji_dir / "train.jsonl"), *args, "--output-dir", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_fit_refuses_a_single_class_label_and_an_empty_split(tmp_path):
+    manifest = tmp_path / "one.csv"
+    manifest.write_text("text,label\nhello there,a\ngood day,a\n")
+    with pytest.raises(fit_lib.FitError, match="single class"):
+        mmzoo.fit(str(manifest), label="label", verbose=0)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("text,label\n")
+    with pytest.raises(fit_lib.FitError, match="no rows"):
+        mmzoo.fit(str(empty), label="label", verbose=0)
+    with pytest.raises(fit_lib.FitError, match="cannot write"):
+        mmzoo.fit(str(manifest), label="label", output_dir="/proc/nope/out", verbose=0)
