@@ -39,8 +39,12 @@ def main():
             train_ds, test_ds = mmzoo.datasets.av_digits(batch_size=32, seed=seed)
             model = mmzoo.build(name, **overrides)
             keep = set(model.input)
-            train_ds = train_ds.map(lambda x, y: ({k: v for k, v in x.items() if k in keep}, y))
-            test_ds = test_ds.map(lambda x, y: ({k: v for k, v in x.items() if k in keep}, y))
+
+            def select(x, y, keep=keep):  # bind this run's inputs, not the loop variable's last value
+                return {k: v for k, v in x.items() if k in keep}, y
+
+            train_ds = train_ds.map(select)
+            test_ds = test_ds.map(select)
             model.fit(train_ds, epochs=args.epochs, verbose=0)
             accs.append(model.evaluate(test_ds, verbose=0, return_dict=True)["accuracy"])
         results[label] = accs

@@ -75,7 +75,10 @@ def tasks(data_dir, batch_size):
 
     def groups_model():
         return mmzoo.compose(
-            [branches.image_cnn((72, 72, 3)), branches.text_embedding(sequence_length=32, vocabulary_size=info.vocabulary_size)],
+            [
+                branches.image_cnn((72, 72, 3)),
+                branches.text_embedding(sequence_length=32, vocabulary_size=info.vocabulary_size),
+            ],
             head=heads.multiclass(11),
         )
 
@@ -109,7 +112,9 @@ def main(argv=None):
             _pipeline_rate(ds)  # warm-up pass: traces the functions (and fills the cache when on)
             pipeline = _pipeline_rate(ds)
             trained = _model_rate(model, ds, args.steps)
-            print(f"{name:38s} {'on' if cache else 'off':>5s} {pipeline:14.0f} {trained:11.0f} {pipeline / trained:7.1f}")
+            print(
+                f"{name:38s} {'on' if cache else 'off':>5s} {pipeline:14.0f} {trained:11.0f} {pipeline / trained:7.1f}"
+            )
 
 
 if __name__ == "__main__":

@@ -110,7 +110,8 @@ def main(argv=None):
             report = tflite.compare_with_float(model, file, x_test, y_test)
             _row(f"tflite {quantize or 'float32'}", m,
                  f"{report['size_bytes'] / 1024:.0f} KiB, accuracy {report['tflite_accuracy']:.3f} "
-                 f"({report['accuracy_change']:+.1f} pts), vs tensor serving {tensor['examples_per_s'] / m['examples_per_s']:.2f}x")
+                 f"({report['accuracy_change']:+.1f} pts), "
+                 f"vs tensor serving {tensor['examples_per_s'] / m['examples_per_s']:.2f}x")
 
 
 if __name__ == "__main__":

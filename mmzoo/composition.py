@@ -165,7 +165,10 @@ def warn_if_large(model, limit=None):
             'reduction="avg" instead of "flatten") before the Dense layers'
         )
     else:
-        hint = "pass smaller sizes to the branches (e.g. `units`, `filters`, `hidden_dim`, `num_layers`) or a smaller preset"
+        hint = (
+            "pass smaller sizes to the branches (e.g. `units`, `filters`, `hidden_dim`, `num_layers`) "
+            "or a smaller preset"
+        )
     warnings.warn(
         f"mmzoo.compose: model {model.name!r} has {total:,} weights (over {limit:,}); its largest layer "
         f"{largest.name!r} ({type(largest).__name__}) holds {size:,} ({size / total:.0%}). If that is not what you "

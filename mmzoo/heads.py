@@ -291,7 +291,9 @@ class HeadActivation(keras.layers.Layer):
         super().__init__(**kwargs)
         check.choice("kind", kind, KINDS)
         if activation is not None and activation != _ACTIVATIONS[kind]:
-            raise ValueError(f"A {kind} head's activation is {_ACTIVATIONS[kind]!r}. Received: activation={activation!r}")
+            raise ValueError(
+                f"A {kind} head's activation is {_ACTIVATIONS[kind]!r}. Received: activation={activation!r}"
+            )
         head = Head.from_config(
             {"kind": kind, "units": units, "class_names": class_names, "threshold": threshold, "top_k": top_k}
         )

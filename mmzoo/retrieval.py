@@ -82,9 +82,15 @@ class DualEncoder(keras.Model):
 
     Example:
 
+    >>> import numpy as np
+    >>> import mmzoo
     >>> model = mmzoo.build("image_text_retrieval")
-    >>> model.fit(pairs_ds, epochs=5)
-    >>> scores = model.image_encoder.predict(images) @ model.text_encoder.predict(texts).T
+    >>> # model.fit(pairs_ds, epochs=5)  with pairs_ds from mmzoo.datasets.emoji_retrieval()
+    >>> images = np.random.default_rng(0).random((4, 72, 72, 3), dtype="float32")
+    >>> texts = np.arange(1, 65, dtype="int32").reshape(4, 16)
+    >>> scores = model.image_encoder.predict(images, verbose=0) @ model.text_encoder.predict(texts, verbose=0).T
+    >>> scores.shape
+    (4, 4)
     """
 
     def __init__(self, image_encoder, text_encoder, loss="contrastive", temperature=0.05, margin=0.2, **kwargs):

@@ -32,7 +32,8 @@ class RealData:
     def __init__(self, root, n=64):
         import tensorflow as tf
 
-        rows = [json.loads(line) for line in open(root / "openmoji" / "openmoji.jsonl")][:n]
+        with open(root / "openmoji" / "openmoji.jsonl") as f:
+            rows = [json.loads(line) for line in f][:n]
         self.n = len(rows)
         self.images = np.stack(
             [
@@ -69,8 +70,8 @@ class RealData:
 
     def audio(self, num_samples):
         out = np.zeros((self.n, num_samples), "float32")
-        for i, wave in enumerate(self.waves):
-            out[i, : min(num_samples, len(wave))] = wave[:num_samples]
+        for i, samples in enumerate(self.waves):
+            out[i, : min(num_samples, len(samples))] = samples[:num_samples]
         return out
 
     def inputs_for(self, model, vocab=100):

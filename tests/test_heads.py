@@ -12,7 +12,8 @@ from mmzoo import branches, fusion, heads
         (heads.binary(), "sigmoid", 1, keras.losses.BinaryCrossentropy, {"accuracy", "precision", "recall", "auc"}),
         (heads.multiclass(10), "softmax", 10, keras.losses.SparseCategoricalCrossentropy,
          {"accuracy", "top5_accuracy"}),
-        (heads.multilabel(4), "sigmoid", 4, keras.losses.BinaryCrossentropy, {"accuracy", "precision", "recall", "auc"}),
+        (heads.multilabel(4), "sigmoid", 4, keras.losses.BinaryCrossentropy,
+         {"accuracy", "precision", "recall", "auc"}),
         (heads.regression(2), "linear", 2, keras.losses.MeanSquaredError, {"mse", "mae"}),
     ],
 )

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-NOTEBOOKS = ["01_quickstart.ipynb", "02_compose_your_own.ipynb", "03_finetune_on_tpu.ipynb"]
+NOTEBOOKS = ["01_quickstart.ipynb", "02_compose_your_own.ipynb", "03_finetune_on_tpu.ipynb", "04_your_own_data.ipynb"]
 CELL_TIMEOUT_S = 300
 
 

@@ -88,6 +88,7 @@ def audio_conv1d(
 
     Example:
 
+    >>> from mmzoo import branches
     >>> audio = branches.audio_conv1d(num_samples=8000, filters=(16, 32))
     >>> audio.features.shape
     (None, 32)
@@ -158,6 +159,7 @@ def audio_spectrogram_cnn(
 
     Example:
 
+    >>> from mmzoo import branches
     >>> audio = branches.audio_spectrogram_cnn(num_samples=8000, sampling_rate=8000)
     >>> audio.features.shape
     (None, 64)
@@ -211,6 +213,7 @@ def audio_rnn(
 
     Example:
 
+    >>> from mmzoo import branches
     >>> audio = branches.audio_rnn(num_samples=4000, rnn="lstm", units=128, num_layers=2)
     >>> audio.features.shape
     (None, 128)

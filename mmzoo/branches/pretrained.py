@@ -46,10 +46,10 @@ def apply_preprocessors(dataset, branches):
     Raises:
         ValueError: If ``branches`` holds something that is not a ``Branch``.
 
-    Example:
+    Example::
 
-    >>> text = branches.text_keras_hub("presets/bert_tiny", sequence_length=32)
-    >>> train = branches.apply_preprocessors(raw_train.batch(32), [text, image])
+        text = branches.text_keras_hub("presets/bert_tiny", sequence_length=32)
+        train = branches.apply_preprocessors(raw_train.batch(32), [text, image])
     """
     for branch in branches:
         if not isinstance(branch, Branch):

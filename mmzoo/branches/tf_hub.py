@@ -70,9 +70,9 @@ def image_tf_hub(
             in Keras 3 (see the module docstring).
         ConnectionError: If a URL handle cannot be downloaded.
 
-    Example:
+    Example::
 
-    >>> image = branches.image_tf_hub("/models/efficientnet_b0_feature_vector", (224, 224, 3))
+        image = branches.image_tf_hub("/models/efficientnet_b0_feature_vector", (224, 224, 3))
     """
     input_shape = check.shape("input_shape", input_shape, 3)
     check.choice("reduction", reduction, {"avg", "max", "flatten"})
@@ -108,9 +108,9 @@ def audio_tf_hub(
         ValueError: If an argument is invalid or the SavedModel is unusable.
         ConnectionError: If a URL handle cannot be downloaded.
 
-    Example:
+    Example::
 
-    >>> audio = branches.audio_tf_hub("/models/yamnet", num_samples=16000, output_key=1)
+        audio = branches.audio_tf_hub("/models/yamnet", num_samples=16000, output_key=1)
     """
     check.positive_int("num_samples", num_samples)
     check.choice("reduction", reduction, {"avg", "max"})
@@ -208,10 +208,10 @@ def text_tf_hub(
             or is unusable in Keras 3.
         ConnectionError: If a URL handle cannot be downloaded.
 
-    Example:
+    Example::
 
-    >>> text = branches.text_tf_hub("/models/bert_en_uncased_L-4_H-256", sequence_length=128,
-    ...                             preprocessor_handle="/models/bert_en_uncased_preprocess")
+        text = branches.text_tf_hub("/models/bert_en_uncased_L-4_H-256", sequence_length=128,
+                                    preprocessor_handle="/models/bert_en_uncased_preprocess")
     """
     check.positive_int("sequence_length", sequence_length)
     check.choice("reduction", reduction, {"pooled", "avg", "max", "first"})

@@ -40,7 +40,9 @@ def _data_arguments(parser):
     parser.add_argument("--epochs", type=int, default=30, help="most epochs; early stopping (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    parser.add_argument("--image-size", type=int, metavar="PX", help="largest image side fed to the model (default: 64)")
+    parser.add_argument(
+        "--image-size", type=int, metavar="PX", help="largest image side fed to the model (default: 64)"
+    )
     parser.add_argument("--output-dir", required=True, metavar="DIR", help="folder for the outputs")
 
 

@@ -43,7 +43,9 @@ def add_parser(subparsers):
         "predict", help="predict with an exported model (SavedModel from mmzoo.export) on files/text"
     )
     parser.add_argument("path", help="SavedModel folder written by mmzoo.export / mmzoo train")
-    parser.add_argument("--image", action="append", default=[], help="image file (PNG/JPEG/GIF/BMP); repeat for a batch")
+    parser.add_argument(
+        "--image", action="append", default=[], help="image file (PNG/JPEG/GIF/BMP); repeat for a batch"
+    )
     parser.add_argument("--audio", action="append", default=[], help="WAV file; repeat for a batch")
     parser.add_argument("--text", action="append", default=[], help="text; repeat for a batch")
     parser.add_argument("--manifest", help="JSONL or CSV file, one example per line/row, keys = input names")
@@ -226,7 +228,8 @@ def format_predictions(outputs, class_names, labels, top_k=1, as_json=False, tas
             scores = outputs["scores"][i].ravel()
             named = {name(k): float(v) for k, v in enumerate(scores)}
             record = {"example": label, "scores": named}
-            text = "  ".join(f"{n}: {v:.4f}" for n, v in list(named.items())[:16]) + ("  ..." if scores.size > 16 else "")
+            text = "  ".join(f"{n}: {v:.4f}" for n, v in list(named.items())[:16])
+            text += "  ..." if scores.size > 16 else ""
         else:
             parts = {k: v[i] for k, v in outputs.items() if v.dtype.kind == "f"}
             record = {"example": label, **{k: {"dim": int(v.size), "norm": float(np.linalg.norm(v)),

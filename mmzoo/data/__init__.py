@@ -8,14 +8,20 @@ policy. The ready datasets built on it live in ``mmzoo.datasets``.
 
 Example:
 
+>>> import os
 >>> from mmzoo import data
->>> tok = data.VocabTokenizer.fit(train_texts, sequence_length=16)
+>>> root = os.path.join(data.resolve_data_dir(), "openmoji")
+>>> manifest = data.from_jsonl(os.path.join(root, "openmoji.jsonl")).subset(range(64))
+>>> tok = data.VocabTokenizer.fit([r["annotation"] for r in manifest.records], sequence_length=8)
 >>> ds = data.make_dataset(
-...     "train.csv",
-...     {"image": data.ImageColumn("path", (72, 72, 3)), "text": data.TextColumn("caption", tok)},
-...     label=data.LabelColumn("label", classes=["cat", "dog"]),
-...     batch_size=64, shuffle=True, seed=0, on_error="skip",
+...     manifest,
+...     {"image": data.ImageColumn("images/{hexcode}.png", (72, 72, 3)), "text": data.TextColumn("annotation", tok)},
+...     label=data.LabelColumn("group"),
+...     batch_size=16, shuffle=True, seed=0, on_error="skip",
 ... )
+>>> inputs, labels = next(iter(ds))
+>>> inputs["image"].shape, inputs["text"].shape, labels.shape
+(TensorShape([16, 72, 72, 3]), TensorShape([16, 8]), TensorShape([16]))
 """
 
 from mmzoo.data.audio import (

@@ -8,9 +8,20 @@ never augmented.
 
 Example:
 
+>>> from mmzoo.data import AudioColumn, ImageColumn, from_lists, make_dataset, resolve_data_dir
+>>> from mmzoo.data.augment import audio_augmentation, image_augmentation
+>>> manifest = from_lists(
+...     image=["openmoji/images/1F600.png", "openmoji/images/1F601.png"],
+...     audio=["fsdd/recordings/0_george_0.wav", "fsdd/recordings/0_george_1.wav"],
+...     base_dir=resolve_data_dir(),
+... )
+>>> features = {"image": ImageColumn("image", (72, 72, 3)), "audio": AudioColumn("audio", 8000, 4000)}
 >>> augment = {"image": image_augmentation(flip_left_right=True, brightness=0.1),
 ...            "audio": audio_augmentation(gain_db=6.0, noise_std=0.01, max_shift=400)}
->>> ds = make_dataset(manifest, features, label, augment=augment, seed=0)
+>>> ds = make_dataset(manifest, features, augment=augment, batch_size=2, seed=0)
+>>> batch = next(iter(ds))
+>>> batch["image"].shape, batch["audio"].shape
+(TensorShape([2, 72, 72, 3]), TensorShape([2, 4000]))
 """
 
 from __future__ import annotations
@@ -28,7 +39,9 @@ def _seeds(seed, n):
     return tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=n)
 
 
-def image_augmentation(flip_left_right=True, flip_up_down=False, crop_fraction=0.0, brightness=0.0, contrast=0.0, saturation=0.0):
+def image_augmentation(
+    flip_left_right=True, flip_up_down=False, crop_fraction=0.0, brightness=0.0, contrast=0.0, saturation=0.0
+):
     """Random flips, crop-and-resize and colour jitter for float images in [0, 1].
 
     Args:

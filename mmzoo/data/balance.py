@@ -84,7 +84,14 @@ def rebalance(ds, labels, seed=None, num_examples=None):
 
     Example:
 
-    >>> balanced = rebalance(ds, label_column.indices(manifest), seed=0)
+    >>> import numpy as np
+    >>> import tensorflow as tf
+    >>> labels = [0, 0, 0, 1]
+    >>> ds = tf.data.Dataset.from_tensor_slices(({"x": tf.range(4)}, tf.constant(labels))).cache()
+    >>> balanced = rebalance(ds, labels, seed=0, num_examples=1000)
+    >>> counts = np.bincount([int(y) for _, y in balanced], minlength=2)
+    >>> int(counts.sum()), bool(abs(counts[0] - counts[1]) < 200)
+    (1000, True)
     """
     labels = [int(v) for v in np.asarray(labels).ravel()]
     if not labels:

@@ -11,6 +11,9 @@ text), and decodes one example inside ``tf.data``:
 
 Example:
 
+>>> from mmzoo.data import ImageColumn, LabelColumn, TextColumn, VocabTokenizer
+>>> from mmzoo.datasets.emoji import GROUPS
+>>> tokenizer = VocabTokenizer.fit(["grinning face", "cheerful, happy"], sequence_length=16)
 >>> features = {
 ...     "image": ImageColumn("path", image_shape=(72, 72, 3)),
 ...     "text": TextColumn(["annotation", "tags"], tokenizer),
@@ -105,7 +108,9 @@ class ImageColumn(FileColumn):
 
     Example:
 
-    >>> ImageColumn("path", image_shape=(72, 72, 3))
+    >>> column = ImageColumn("path", image_shape=(72, 72, 3))
+    >>> column.column, column.image_shape
+    ('path', (72, 72, 3))
     """
 
     def __init__(self, column, image_shape, fit="resize", pad_value=1.0):
@@ -138,7 +143,9 @@ class AudioColumn(FileColumn):
 
     Example:
 
-    >>> AudioColumn("wav", sampling_rate=8000, num_samples=4000, crop="center")
+    >>> column = AudioColumn("wav", sampling_rate=8000, num_samples=4000, crop="center")
+    >>> column.column, column.num_samples
+    ('wav', 4000)
     """
 
     def __init__(self, column, sampling_rate, num_samples, crop="start", source_rate=None):
@@ -199,7 +206,10 @@ class TextColumn:
 
     Example:
 
-    >>> TextColumn(["annotation", "tags"], tokenizer)
+    >>> from mmzoo.data import VocabTokenizer
+    >>> tokenizer = VocabTokenizer.fit(["grinning face", "cheerful, happy"], sequence_length=16)
+    >>> TextColumn(["annotation", "tags"], tokenizer).columns
+    ['annotation', 'tags']
     """
 
     def __init__(self, columns, tokenizer, separator=" "):
@@ -249,7 +259,10 @@ class LabelColumn:
 
     Example:
 
-    >>> LabelColumn("group", classes=["animals-nature", "flags"])
+    >>> from mmzoo.data import from_records
+    >>> label = LabelColumn("group", classes=["animals-nature", "flags"])
+    >>> label.indices(from_records([{"group": "flags"}, {"group": "animals-nature"}]))
+    [1, 0]
     """
 
     def __init__(self, column, classes=None):
@@ -259,7 +272,9 @@ class LabelColumn:
         if classes is not None:
             classes = list(classes)
             if not classes or len(set(classes)) != len(classes):
-                raise ValueError(f"`classes` must be a non-empty list of distinct values. Received: classes={classes!r}")
+                raise ValueError(
+                    f"`classes` must be a non-empty list of distinct values. Received: classes={classes!r}"
+                )
         self.classes = classes
 
     task = "class"

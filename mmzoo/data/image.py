@@ -138,7 +138,9 @@ def load_image(path, image_shape, fit="resize", pad_value=1.0):
 
     Example:
 
-    >>> load_image("openmoji/images/1F600.png", (72, 72, 3)).dtype
+    >>> import os
+    >>> from mmzoo.data import resolve_data_dir
+    >>> load_image(os.path.join(resolve_data_dir(), "openmoji", "images", "1F600.png"), (72, 72, 3)).dtype
     tf.float32
     """
     return decode_image(tf.io.read_file(path), image_shape, fit=fit, pad_value=pad_value)

@@ -190,7 +190,16 @@ def from_csv(path, base_dir=None, delimiter=","):
 
     Example:
 
-    >>> m = from_csv("train.csv")
+    >>> import os
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "train.csv")
+    ...     with open(path, "w") as f:
+    ...         print("path,label", file=f)
+    ...         print("images/1F600.png,smileys-emotion", file=f)
+    ...     m = from_csv(path)
+    >>> m.columns, m.where(0)
+    (['label', 'path'], 'row 0 (train.csv line 2)')
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -231,7 +240,11 @@ def from_jsonl(path, base_dir=None):
 
     Example:
 
-    >>> m = from_jsonl("openmoji/openmoji.jsonl")
+    >>> import os
+    >>> from mmzoo.data import resolve_data_dir
+    >>> m = from_jsonl(os.path.join(resolve_data_dir(), "openmoji", "openmoji.jsonl"))
+    >>> len(m), m.where(0)
+    (2073, 'row 0 (openmoji.jsonl line 1)')
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -269,7 +282,12 @@ def read_manifest(source, base_dir=None):
 
     Example:
 
-    >>> m = read_manifest("train.csv")
+    >>> import os
+    >>> from mmzoo.data import resolve_data_dir
+    >>> len(read_manifest(os.path.join(resolve_data_dir(), "openmoji", "openmoji.jsonl")))
+    2073
+    >>> read_manifest([{"text": "hi", "label": 1}]).columns
+    ['label', 'text']
     """
     if isinstance(source, Manifest):
         return source

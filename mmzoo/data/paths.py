@@ -27,8 +27,11 @@ def resolve_data_dir(data_dir=None):
 
     Example:
 
-    >>> resolve_data_dir("/work/shared/data")
-    '/work/shared/data'
+    >>> import os
+    >>> resolve_data_dir(".") == os.path.abspath(".")
+    True
+    >>> os.path.isdir(os.path.join(resolve_data_dir(), "openmoji"))  # $MMZOO_DATA or ../shared/data
+    True
     """
     if data_dir is not None:
         source = "data_dir"

@@ -48,11 +48,18 @@ class ErrorReport:
 
     Example:
 
+    >>> import os
+    >>> from mmzoo.data import ImageColumn, from_lists, resolve_data_dir
+    >>> manifest = from_lists(
+    ...     path=["images/1F600.png", "images/no-such-file.png", "images/1F601.png"],
+    ...     base_dir=os.path.join(resolve_data_dir(), "openmoji"),
+    ... )
     >>> report = ErrorReport()
-    >>> ds = make_dataset(manifest, features, on_error="skip", report=report)
-    >>> for _ in ds: pass
+    >>> ds = make_dataset(manifest, {"image": ImageColumn("path", (24, 24, 3))}, on_error="skip", report=report)
+    >>> for _ in ds:
+    ...     pass
     >>> report.skipped_per_epoch
-    [2]
+    [1]
     """
 
     def __init__(self):
@@ -241,12 +248,18 @@ def make_dataset(
 
     Example:
 
+    >>> import os
+    >>> from mmzoo.data import ImageColumn, LabelColumn, TextColumn, VocabTokenizer, from_jsonl, resolve_data_dir
+    >>> manifest = from_jsonl(os.path.join(resolve_data_dir(), "openmoji", "openmoji.jsonl")).subset(range(32))
+    >>> tok = VocabTokenizer.fit([r["annotation"] for r in manifest.records], sequence_length=8)
     >>> ds = make_dataset(
-    ...     "train.csv",
-    ...     {"image": ImageColumn("path", (72, 72, 3)), "text": TextColumn("caption", tok)},
-    ...     label=LabelColumn("label", classes=["cat", "dog"]),
-    ...     batch_size=64, shuffle=True, seed=0,
+    ...     manifest,
+    ...     {"image": ImageColumn("images/{hexcode}.png", (72, 72, 3)), "text": TextColumn("annotation", tok)},
+    ...     label=LabelColumn("subgroups"),
+    ...     batch_size=16, shuffle=True, seed=0,
     ... )
+    >>> ds.element_spec[0]["text"].shape, ds.element_spec[1].dtype
+    (TensorShape([None, 8]), tf.int32)
     """
     manifest = read_manifest(manifest, base_dir)
     _check_features(features, label)
@@ -254,12 +267,13 @@ def make_dataset(
     check.choice("on_error", on_error, set(ON_ERROR))
     if report is not None and not isinstance(report, ErrorReport):
         raise ValueError(f"`report` must be an ErrorReport or None. Received: report={report!r}")
-    if augment is not None:
-        if not isinstance(augment, dict) or any(k not in features or not callable(f) for k, f in augment.items()):
-            raise ValueError(
-                f"`augment` must map input names of `features` ({sorted(features)}) to functions. "
-                f"Received: augment={augment!r}"
-            )
+    if augment is not None and (
+        not isinstance(augment, dict) or any(k not in features or not callable(f) for k, f in augment.items())
+    ):
+        raise ValueError(
+            f"`augment` must map input names of `features` ({sorted(features)}) to functions. "
+            f"Received: augment={augment!r}"
+        )
     if rebalance and (label is None or not hasattr(label, "indices")):
         raise ValueError("`rebalance=True` needs a class `label` (a LabelColumn) to balance.")
     if len(manifest) == 0:
@@ -272,7 +286,9 @@ def make_dataset(
     problems = _upfront_checks(manifest, features, on_error)
     keep = [i for i in range(len(manifest)) if i not in problems]
     if not keep:
-        raise BadRowError(f"Every one of the {len(manifest)} manifest rows is bad; first: {next(iter(problems.values()))}")
+        raise BadRowError(
+            f"Every one of the {len(manifest)} manifest rows is bad; first: {next(iter(problems.values()))}"
+        )
     descriptions = [_describe(manifest, i, features) for i in keep]
     report = report if report is not None else ErrorReport()
     report.attach(descriptions, list(problems.values()), len(manifest))

@@ -81,6 +81,7 @@ def av_digits(
 
     Example:
 
+    >>> import mmzoo
     >>> train_ds, test_ds = mmzoo.datasets.av_digits(batch_size=64)
     >>> inputs, labels = next(iter(train_ds))
     >>> inputs["image"].shape, inputs["audio"].shape

@@ -73,7 +73,8 @@ def openmoji_manifests(data_dir=None, test_fraction=0.2):
 
     Args:
         data_dir: The shared data folder (see ``resolve_data_dir``).
-        test_fraction: Expected share of the test split.
+        test_fraction: Expected share of the test split; ``0`` puts every
+            emoji in train (and an empty test manifest).
 
     Returns:
         ``{"train": Manifest, "test": Manifest}``.
@@ -83,7 +84,7 @@ def openmoji_manifests(data_dir=None, test_fraction=0.2):
 
     Example:
 
-    >>> manifests = openmoji_manifests("/work/shared/data")
+    >>> manifests = openmoji_manifests()  # the data folder from resolve_data_dir()
     >>> len(manifests["train"]) + len(manifests["test"])
     2073
     """
@@ -91,6 +92,8 @@ def openmoji_manifests(data_dir=None, test_fraction=0.2):
     manifest = from_jsonl(paths.require_path(root, "openmoji.jsonl"), base_dir=root)
     for i, record in enumerate(manifest.records):
         record["image"] = os.path.join("images", f"{manifest.value(i, 'hexcode')}.png")
+    if test_fraction == 0:  # everything to train (e.g. to fit a final model, or to split it yourself)
+        return {"train": manifest, "test": manifest.subset([])}
     positions = splits.hash_split([r["hexcode"] for r in manifest.records], test_fraction)
     return {split: manifest.subset(positions[split]) for split in ("train", "test")}
 
@@ -148,7 +151,8 @@ def emoji_groups(
         drop_remainder: Drop partial batches.
         augment: Apply image flips/colour jitter to the train split.
         rebalance: Sample train classes uniformly.
-        test_fraction: Share of emojis in the test split.
+        test_fraction: Share of emojis in the test split; ``0`` puts every
+            emoji in train and returns ``None`` for the test dataset.
         on_error: ``"raise"`` or ``"skip"`` for unreadable rows.
         with_info: Also return a ``DatasetInfo``.
 
@@ -165,7 +169,10 @@ def emoji_groups(
     Example:
 
     >>> train_ds, test_ds, info = emoji_groups(with_info=True)
-    >>> info.vocabulary_size, info.class_names[:2]
+    >>> info.class_names[:2], info.num_train + info.num_test
+    (('activities', 'animals-nature'), 2073)
+    >>> train_ds.element_spec[0]["text"].shape
+    TensorShape([None, 32])
     """
     _check_common(batch_size, sequence_length, image_shape, text_fields)
     manifests = openmoji_manifests(data_dir, test_fraction)
@@ -178,6 +185,9 @@ def emoji_groups(
     out = []
     for split in ("train", "test"):
         train = split == "train"
+        if not train and len(manifests[split]) == 0:  # test_fraction=0
+            out.append(None)
+            continue
         out.append(
             make_dataset(
                 manifests[split],
@@ -242,7 +252,8 @@ def emoji_retrieval(
         seed: Shuffle seed.
         cache: Cache decoded examples.
         drop_remainder: Drop partial batches.
-        test_fraction: Share of emojis in the test split.
+        test_fraction: Share of emojis in the test split; ``0`` puts every
+            emoji in train and returns ``None`` for the test dataset.
         on_error: ``"raise"`` or ``"skip"``.
         with_info: Also return a ``DatasetInfo``.
 
@@ -257,6 +268,8 @@ def emoji_retrieval(
     Example:
 
     >>> train_ds, test_ds = emoji_retrieval(batch_size=64)
+    >>> train_ds.element_spec[0]["image"].shape
+    TensorShape([None, 72, 72, 3])
     """
     _check_common(batch_size, sequence_length, image_shape, ("annotation",))
     manifests = openmoji_manifests(data_dir, test_fraction)
@@ -267,6 +280,9 @@ def emoji_retrieval(
     features = {"image": ImageColumn("image", image_shape), "text": TextColumn("annotation", tokenizer)}
     out = []
     for split in ("train", "test"):
+        if split == "test" and len(manifests[split]) == 0:  # test_fraction=0
+            out.append(None)
+            continue
         ds = make_dataset(
             manifests[split],
             features,

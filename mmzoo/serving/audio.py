@@ -38,7 +38,9 @@ def fit_waveform(waveform, num_samples, frame=32, threshold=0.05, margin=200, pe
 
     Example:
 
-    >>> fit_waveform(tf.constant(samples), 4000).shape
+    >>> import tensorflow as tf
+    >>> samples = tf.concat([tf.zeros(1000), tf.sin(tf.range(5000, dtype=tf.float32) / 5.0)], 0)
+    >>> fit_waveform(samples, 4000).shape
     TensorShape([4000])
     """
     waveform = tf.convert_to_tensor(waveform, tf.float32)
@@ -76,8 +78,12 @@ class FittedAudioColumn(AudioColumn):
 
     Example:
 
+    >>> import os
+    >>> import tensorflow as tf
+    >>> from mmzoo.data import resolve_data_dir
+    >>> wav = os.path.join(resolve_data_dir(), "fsdd", "recordings", "0_jackson_0.wav")
     >>> column = FittedAudioColumn("audio", 8000, 4000)
-    >>> column.decode_bytes(tf.io.read_file("0_jackson_0.wav")).shape
+    >>> column.decode_bytes(tf.io.read_file(wav)).shape
     TensorShape([4000])
     """
 

@@ -43,7 +43,10 @@ class ExportedModel:
 
     @property
     def task(self):
-        """The task: ``"binary"``, ``"multiclass"``, ``"multilabel"``, ``"regression"``, ``"scores"`` or ``"embeddings"``."""
+        """The task.
+
+        One of ``"binary"``, ``"multiclass"``, ``"multilabel"``, ``"regression"``, ``"scores"`` or ``"embeddings"``.
+        """
         return self.metadata.get("task")
 
     @property

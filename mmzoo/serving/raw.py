@@ -157,7 +157,12 @@ def decode(name, column, strings):
 
     Example:
 
-    >>> decode("image", ImageColumn("image", (28, 28, 1)), tf.constant([png_bytes]))
+    >>> import os
+    >>> import tensorflow as tf
+    >>> from mmzoo.data import ImageColumn, resolve_data_dir
+    >>> png_bytes = tf.io.read_file(os.path.join(resolve_data_dir(), "openmoji", "images", "1F600.png"))
+    >>> decode("image", ImageColumn("image", (28, 28, 1)), tf.stack([png_bytes])).shape
+    TensorShape([1, 28, 28, 1])
     """
     return decode_all({name: column}, {name: strings})[name]
 
@@ -184,8 +189,18 @@ def decode_all(columns, inputs, parallel_iterations=32):
 
     Example:
 
-    >>> decode_all(columns, {"image": png_batch, "audio": wav_batch})["audio"].shape
-    TensorShape([None, 4000])
+    >>> import os
+    >>> import tensorflow as tf
+    >>> from mmzoo.data import AudioColumn, ImageColumn, resolve_data_dir
+    >>> root = resolve_data_dir()
+    >>> columns = {"image": ImageColumn("image", (28, 28, 1)), "audio": AudioColumn("audio", 8000, 4000)}
+    >>> png_batch = tf.stack([tf.io.read_file(os.path.join(root, "openmoji", "images", f"{h}.png"))
+    ...                       for h in ("1F600", "1F601")])
+    >>> wav_batch = tf.stack([tf.io.read_file(os.path.join(root, "fsdd", "recordings", f"{d}_jackson_0.wav"))
+    ...                       for d in (0, 1)])
+    >>> decoded = decode_all(columns, {"image": png_batch, "audio": wav_batch})
+    >>> decoded["image"].shape, decoded["audio"].shape
+    (TensorShape([2, 28, 28, 1]), TensorShape([2, 4000]))
     """
     out, files = {}, []
     for name in sorted(inputs):

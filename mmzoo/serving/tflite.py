@@ -31,7 +31,10 @@ import tensorflow as tf
 
 QUANTIZATIONS = (None, "dynamic", "int8", "float16")
 # Ops kept in float under quantize="int8" (the spectrogram front end's dynamic range).
-FLOAT_OPS = ("MIRROR_PAD", "SLICE", "GATHER", "SQUARE", "ADD", "SQRT", "FULLY_CONNECTED", "MAXIMUM", "LOG", "REDUCE_MAX", "SUB", "MUL")
+FLOAT_OPS = (
+    "MIRROR_PAD", "SLICE", "GATHER", "SQUARE", "ADD", "SQRT",
+    "FULLY_CONNECTED", "MAXIMUM", "LOG", "REDUCE_MAX", "SUB", "MUL",
+)
 
 
 def _interpreter_class():
@@ -44,9 +47,14 @@ def _interpreter_class():
 
 def _representative(representative_data, names, num_examples):
     if representative_data is None:
-        raise ValueError('`representative_data` is required for quantize="int8" (a dict of arrays keyed by input name).')
+        raise ValueError(
+            '`representative_data` is required for quantize="int8" (a dict of arrays keyed by input name).'
+        )
     if not isinstance(representative_data, dict) or sorted(representative_data) != sorted(names):
-        got = sorted(representative_data) if isinstance(representative_data, dict) else type(representative_data).__name__
+        if isinstance(representative_data, dict):
+            got = sorted(representative_data)
+        else:
+            got = type(representative_data).__name__
         raise ValueError(f"`representative_data` must be a dict with keys {sorted(names)}. Received: {got}")
     count = min(len(v) for v in representative_data.values())
     if count == 0:
@@ -78,10 +86,10 @@ def export_tflite(model, path, quantize=None, representative_data=None, num_cali
         ValueError: If ``quantize`` is unknown, ``model`` has no dict inputs,
             or ``representative_data`` is missing/mismatched for ``"int8"``.
 
-    Example:
+    Example::
 
-    >>> train, test = mmzoo.datasets.av_digits_recipe.load_arrays().values()
-    >>> mmzoo.export_tflite(model, "av.int8.tflite", quantize="int8", representative_data=train[0])
+        train, test = mmzoo.datasets.av_digits_recipe.load_arrays().values()
+        mmzoo.export_tflite(model, "av.int8.tflite", quantize="int8", representative_data=train[0])
     """
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"`quantize` must be one of {QUANTIZATIONS}. Received: quantize={quantize!r}")
@@ -134,9 +142,9 @@ class TFLiteModel:
     Raises:
         FileNotFoundError: If ``path`` does not exist.
 
-    Example:
+    Example::
 
-    >>> probabilities = TFLiteModel("av.tflite").predict({"image": images, "audio": audio})
+        probabilities = TFLiteModel("av.tflite").predict({"image": images, "audio": audio})
     """
 
     def __init__(self, path, num_threads=None):
@@ -189,9 +197,9 @@ def compare_with_float(model, path, inputs, labels):
         A dict: ``size_bytes``, ``float_accuracy``, ``tflite_accuracy``,
         ``accuracy_change`` (points, tflite - float), ``max_abs_diff`` of the outputs.
 
-    Example:
+    Example::
 
-    >>> compare_with_float(model, "av.int8.tflite", test_inputs, test_labels)["accuracy_change"]
+        compare_with_float(model, "av.int8.tflite", test_inputs, test_labels)["accuracy_change"]
     """
     expected = keras.ops.convert_to_numpy(model.predict(inputs, verbose=0, batch_size=256))
     got = TFLiteModel(path).predict(inputs)
@@ -226,10 +234,10 @@ def load_model(path):
         ValueError: If ``path`` is neither a ``.keras`` file nor an mmzoo
             export with one ``probabilities``/``scores`` output.
 
-    Example:
+    Example::
 
-    >>> model = load_model("saved_models/av_digits_concat")
-    >>> export_tflite(model, "av.tflite")
+        model = load_model("saved_models/av_digits_concat")
+        export_tflite(model, "av.tflite")
     """
     path = os.fspath(path)
     if not os.path.exists(path):

@@ -33,6 +33,7 @@ Example (on every worker, with ``TF_CONFIG`` set)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -179,10 +180,9 @@ class _Backup:
                 if not name.startswith("workertemp_"):
                     path = os.path.join(self.backup_dir, name)
                     shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-        try:
+        # Another task may still have files there; it removes the folder when done.
+        with contextlib.suppress(OSError):
             os.rmdir(self.backup_dir)
-        except OSError:
-            pass  # another task still has files there; it removes the folder when done
 
 
 def fit(model, strategy, dataset, epochs, global_batch_size, steps_per_execution=1, backup_dir=None, verbose=0):

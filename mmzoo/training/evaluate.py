@@ -77,7 +77,9 @@ def _targets(manifest, label, info):
     for i in range(len(manifest)):
         value = str(manifest.value(i, label))
         if value not in lookup:
-            raise EvaluateError(f"data: {manifest.where(i)}: label {value!r} is not one of the model's classes {classes}")
+            raise EvaluateError(
+                f"data: {manifest.where(i)}: label {value!r} is not one of the model's classes {classes}"
+            )
         out.append(lookup[value])
     return np.asarray(out, "int32")
 
@@ -147,7 +149,9 @@ def evaluate(model_or_export, data, label=None, features=None, batch_size=64, ou
         info = _fit_info(model_or_export)
         label = label or info["label"]
         if label not in manifest.columns:
-            raise EvaluateError(f"data: label column {label!r} is not in the data; it has {', '.join(manifest.columns)}")
+            raise EvaluateError(
+                f"data: label column {label!r} is not in the data; it has {', '.join(manifest.columns)}"
+            )
         missing = sorted({c for spec in info["inputs"].values() for c in spec["columns"] if "{" not in c}
                          - set(manifest.columns))
         if missing:

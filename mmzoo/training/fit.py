@@ -291,7 +291,7 @@ def _audio_geometry(manifest, column):
         raise FitError(f"audio column {column!r}: none of the sampled files is a readable WAV file")
     rate = min(statistics.mode(rates), 16000)
     duration = min(float(np.percentile(seconds, 90)), MAX_AUDIO_SECONDS)
-    return rate, max(512, int(round(duration * rate)))
+    return rate, max(512, round(duration * rate))
 
 
 def plan_data(manifest, label, columns="auto", modalities=None, verbose=True, image_size=None):
@@ -429,7 +429,7 @@ def build_model(plan, train_manifest, fusion="concat", hidden=(128,), dropout=0.
         return _zoo_model(plan, model, learning_rate)
 
     def w(n):
-        return max(4, int(round(n * width)))
+        return max(4, round(n * width))
 
     parts = []
     for name, spec in plan.features.items():
@@ -499,7 +499,9 @@ def _zoo_model(plan, name, learning_rate):
         raise FitError(f"model {name!r} does not fit this data: {error}") from None
     missing = sorted(set(model.input) - set(plan.features))
     if missing:
-        raise FitError(f"model {name!r} needs inputs {missing} that this data does not provide ({sorted(plan.features)})")
+        raise FitError(
+            f"model {name!r} needs inputs {missing} that this data does not provide ({sorted(plan.features)})"
+        )
     return model
 
 

@@ -281,7 +281,9 @@ def classification_report(
     scores = _as_scores(probabilities)
     y_shape = np.shape(y_true)
     if not y_shape or y_shape[0] == 0 or scores.ndim == 0 or scores.shape[0] == 0:
-        raise ValueError(f"`y_true` and `probabilities` must not be empty. Received shapes {y_shape} and {scores.shape}")
+        raise ValueError(
+            f"`y_true` and `probabilities` must not be empty. Received shapes {y_shape} and {scores.shape}"
+        )
     if y_shape[0] != scores.shape[0]:
         raise ValueError(
             f"`y_true` and `probabilities` must have one row per example. Received shapes {y_shape} and {scores.shape}"

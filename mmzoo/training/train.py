@@ -108,12 +108,13 @@ def train_and_evaluate(
         ValueError: If ``model_name`` has no bundled dataset or an argument
             is invalid.
 
-    Example:
+    Example::
 
-    >>> result = mmzoo.training.train.train_and_evaluate(epochs=5, output_dir="/tmp/run")
-    >>> result["test"]["accuracy"] > 0.5
-    True
-    >>> mmzoo.training.train.train_and_evaluate(strategy="mirrored", precision="mixed_bfloat16", backup_dir="/tmp/backup")
+        result = mmzoo.training.train.train_and_evaluate(epochs=5, output_dir="/tmp/run")
+        result["test"]["accuracy"] > 0.5  # True
+        mmzoo.training.train.train_and_evaluate(
+            strategy="mirrored", precision="mixed_bfloat16", backup_dir="/tmp/backup"
+        )
     """
     if model_name not in TASKS:
         zoo.get(model_name)  # unknown names get the registry's message
@@ -125,7 +126,9 @@ def train_and_evaluate(
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ValueError(f"`{arg}` must be a positive integer. Received: {arg}={value!r}")
     if precision not in distribute.PRECISIONS:
-        raise ValueError(f"`precision` must be one of {', '.join(distribute.PRECISIONS)}. Received: precision={precision!r}")
+        raise ValueError(
+            f"`precision` must be one of {', '.join(distribute.PRECISIONS)}. Received: precision={precision!r}"
+        )
     if jit_compile not in (None, True, False):
         raise ValueError(f"`jit_compile` must be None, True or False. Received: jit_compile={jit_compile!r}")
     if backup_dir is not None and not (isinstance(backup_dir, (str, os.PathLike)) and str(backup_dir)):
@@ -186,8 +189,15 @@ def weights_digest(model):
 
     Example:
 
-    >>> mmzoo.training.train.weights_digest(model)[:8]
-    '3f2a9c1e'
+    >>> import keras
+    >>> from mmzoo.training.train import weights_digest
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    >>> digest = weights_digest(model)
+    >>> len(digest), digest == weights_digest(model)
+    (64, True)
+    >>> _ = model.layers[0].bias.assign([1.0, 0.0])
+    >>> weights_digest(model) == digest
+    False
     """
     digest = hashlib.sha256()
     for w in model.get_weights():

@@ -17,7 +17,11 @@ def _av_digits(
     learning_rate, jit_compile,
 ):
     modalities = tuple(modalities) if not isinstance(modalities, str) else (modalities,)
-    if not modalities or any(m not in ("image", "audio") for m in modalities) or len(set(modalities)) != len(modalities):
+    if (
+        not modalities
+        or any(m not in ("image", "audio") for m in modalities)
+        or len(set(modalities)) != len(modalities)
+    ):
         raise ValueError(
             f"`modalities` must be a non-empty subset of ('image', 'audio'). Received: modalities={modalities!r}"
         )

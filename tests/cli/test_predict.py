@@ -41,7 +41,10 @@ def _run(capsys, *argv):
 
 def _expected(files):
     served = mmzoo.load(files["export"])
-    raw = {"image": [Path(p).read_bytes() for p in files["images"]], "audio": [Path(p).read_bytes() for p in files["wavs"]]}
+    raw = {
+        "image": [Path(p).read_bytes() for p in files["images"]],
+        "audio": [Path(p).read_bytes() for p in files["wavs"]],
+    }
     return served.predict_raw(raw)["probabilities"]
 
 
@@ -89,7 +92,9 @@ def _bad_cases(files):
         "png as audio": (["--image", image, "--audio", image], "digit0.png: not a WAV file (input 'audio'"),
         "wav as image": (["--image", wav, "--audio", wav], "not a PNG, JPEG, GIF or BMP image (input 'image')"),
         "missing input": (["--image", image], "missing input 'audio'"),
-        "unknown input": (["--image", image, "--audio", wav, "--text", "seven"], "--text: this model has no 'text' input"),
+        "unknown input": (
+            ["--image", image, "--audio", wav, "--text", "seven"], "--text: this model has no 'text' input"
+        ),
         "counts differ": (["--image", image, "--image", image, "--audio", wav], "same number of values"),
         "truncated wav": (["--image", image, "--image", image, "--audio", wav, "--audio", folder / "short.wav"],
                           "short.wav"),

@@ -55,7 +55,11 @@ def _bmp(pixels):
 def test_jpeg_png_bmp_decode(fmt):
     pixels = np.full((6, 6, 3), 200, np.uint8)
     pixels[0, 0] = (10, 20, 30)
-    encoded = {"jpeg": lambda: tf.io.encode_jpeg(pixels, quality=100), "png": lambda: _png(pixels), "bmp": lambda: _bmp(pixels)}
+    encoded = {
+        "jpeg": lambda: tf.io.encode_jpeg(pixels, quality=100),
+        "png": lambda: _png(pixels),
+        "bmp": lambda: _bmp(pixels),
+    }
     out = image.decode_image(encoded[fmt](), (6, 6, 3)).numpy()
     np.testing.assert_allclose(out[3, 3], 200 / 255.0, atol=0.02)
     if fmt != "jpeg":

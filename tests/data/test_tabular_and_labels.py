@@ -58,7 +58,8 @@ def test_multilabel_targets_and_unknown_labels_are_named():
 
 
 def test_image_column_path_template(shared_data):
-    rows = [json.loads(line) for line in open(shared_data / "openmoji" / "openmoji.jsonl")][:4]
+    with open(shared_data / "openmoji" / "openmoji.jsonl") as f:
+        rows = [json.loads(line) for line in f][:4]
     m = data.from_records(rows, base_dir=shared_data / "openmoji")
     column = data.ImageColumn("images/{hexcode}.png", (24, 24, 3))
     assert column.columns == ["hexcode"]

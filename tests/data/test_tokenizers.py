@@ -88,7 +88,8 @@ def test_fit_on_real_texts_logs_truncation_and_cap_counts(train_texts, caplog):
         f"training words; {unknown:,} of {total:,} training tokens ({100 * unknown / total:.1f}%) become [UNK]."
     )
     truncation = (
-        f"VocabTokenizer.fit: {longer:,} of {len(train_texts):,} training texts ({100 * longer / len(train_texts):.1f}%) "
+        f"VocabTokenizer.fit: {longer:,} of {len(train_texts):,} training texts "
+        f"({100 * longer / len(train_texts):.1f}%) "
         f"are longer than sequence_length=16 tokens and will be truncated (longest: {max(map(len, words))} tokens)."
     )
     assert _warnings(caplog) == [cap, truncation]
@@ -134,7 +135,10 @@ def test_wordpiece_larger_vocabulary_gives_shorter_sequences_and_reports_the_cor
         everything = tokenizers.WordPieceTokenizer.fit(train_texts, 32, vocabulary_size=100_000)
     limit = everything.vocabulary_size
     assert 2000 < limit < 100_000
-    assert sum("fewer than vocabulary_size=100000" in m and f"learned {limit:,} tokens" in m for m in _warnings(caplog)) == 1
+    assert (
+        sum("fewer than vocabulary_size=100000" in m and f"learned {limit:,} tokens" in m for m in _warnings(caplog))
+        == 1
+    )
     assert tokenizers.WordPieceTokenizer.fit(train_texts, 32).vocabulary == everything.vocabulary  # None = no cap
 
 
@@ -212,10 +216,13 @@ def test_text_column_refuses_what_cannot_be_exported(tmp_path):
     hub_like = tf.saved_model.load(str(tmp_path / "hub"))  # what tensorflow_hub.load returns
     hub_like.sequence_length = 8  # passed the old check (callable + sequence_length), then broke mmzoo.export
     bare = keras_hub.models.BertTextClassifierPreprocessor(
-        keras_hub.models.BertTokenizer(vocabulary=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a"]), sequence_length=8
+        keras_hub.models.BertTokenizer(vocabulary=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a"]),
+        sequence_length=8,
     )
     for bad in (hub_like, bare, lambda s: s, tokenizers.VocabTokenizer):
-        with pytest.raises(ValueError, match="`tokenizer` must be a mmzoo tokenizer.*VocabTokenizer.*Received: tokenizer="):
+        with pytest.raises(
+            ValueError, match="`tokenizer` must be a mmzoo tokenizer.*VocabTokenizer.*Received: tokenizer="
+        ):
             TextColumn("text", bad)
     with pytest.raises(ValueError, match="Wrap a KerasHub preprocessor in KerasHubTokenizer"):
         TextColumn("text", bare)
@@ -252,7 +259,10 @@ def test_every_kind_text_column_accepts_exports_and_serves_raw_text(train_texts,
     # One model with a text input per kind (the KerasHub kind is exported in tests/branches/test_keras_hub.py).
     columns = {kind: TextColumn("text", tok) for kind, tok in fitted.items()}
     model = mmzoo.compose(
-        [branches.text_embedding(t.sequence_length, t.vocabulary_size, embedding_dim=4, name=k) for k, t in fitted.items()],
+        [
+            branches.text_embedding(t.sequence_length, t.vocabulary_size, embedding_dim=4, name=k)
+            for k, t in fitted.items()
+        ],
         head=heads.multiclass(3), hidden=(),
     )
     texts = tf.constant(train_texts[:5])

@@ -14,7 +14,7 @@ def groups(data_dir):
 
 
 def test_emoji_groups_shapes_split_and_training(groups, data_dir):
-    train_ds, test_ds, info = groups
+    train_ds, _, info = groups
     x, y = next(iter(train_ds))
     assert x["image"].shape == (16, 72, 72, 3) and x["image"].dtype == tf.float32
     assert x["text"].shape == (16, 12) and x["text"].dtype == tf.int32
@@ -27,7 +27,10 @@ def test_emoji_groups_shapes_split_and_training(groups, data_dir):
     assert not train_ids & test_ids and len(test_ids) == info.num_test
     assert all(splits.split_of(h) == "test" for h in test_ids)
     model = mmzoo.compose(
-        [branches.image_cnn((72, 72, 3), filters=(8,)), branches.text_embedding(sequence_length=12, vocabulary_size=info.vocabulary_size)],
+        [
+            branches.image_cnn((72, 72, 3), filters=(8,)),
+            branches.text_embedding(sequence_length=12, vocabulary_size=info.vocabulary_size),
+        ],
         head=heads.multiclass(11),
     )
     history = model.fit(train_ds.take(1), epochs=1, verbose=0, class_weight=info.class_weights)
@@ -80,3 +83,10 @@ def test_data_dir_resolution(tmp_path, monkeypatch, data_dir):
         mmzoo.datasets.emoji_groups()
     with pytest.raises(FileNotFoundError, match="does not exist"):
         mmzoo.data.resolve_data_dir(tmp_path / "nope")
+
+
+def test_openmoji_loaders_put_everything_in_train_with_test_fraction_zero(data_dir):
+    manifests = emoji.openmoji_manifests(data_dir, test_fraction=0)
+    assert len(manifests["train"]) == 2073 and len(manifests["test"]) == 0
+    train_ds, test_ds = emoji.emoji_groups(data_dir, test_fraction=0, batch_size=512)
+    assert test_ds is None and sum(int(y.shape[0]) for _, y in train_ds) == 2073

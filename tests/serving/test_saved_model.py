@@ -251,8 +251,14 @@ def _bad_calls(served, raw, x):
     wav = raw["audio"][0]
     garbage = b"\x00\x01not an image at all" * 4
     return {
-        "garbage image bytes": (lambda: served.predict_raw({"image": [garbage], "audio": [wav]}), "serving input `image`: expected encoded image"),
-        "png where wav expected": (lambda: served.predict_raw({"image": [png], "audio": [png]}), "serving input `audio`: expected WAV bytes"),
+        "garbage image bytes": (
+            lambda: served.predict_raw({"image": [garbage], "audio": [wav]}),
+            "serving input `image`: expected encoded image",
+        ),
+        "png where wav expected": (
+            lambda: served.predict_raw({"image": [png], "audio": [png]}),
+            "serving input `audio`: expected WAV bytes",
+        ),
         "empty raw batch": (lambda: served.predict_raw({"image": [], "audio": []}), "empty batch"),
         "mismatched batch": (lambda: served.predict_raw({"image": [png, png], "audio": [wav]}), "same batch size"),
         "empty tensor batch": (
@@ -298,7 +304,10 @@ def test_export_rejects_preprocessing_that_does_not_match(tmp_path):
     with pytest.raises(ValueError, match="decodes to float32 \\(32, 32, 1\\)"):
         mmzoo.export(
             model, str(tmp_path / "m"),
-            preprocessing={"image": data.ImageColumn("image", (32, 32, 1)), "audio": data.AudioColumn("audio", 8000, 4000)},
+            preprocessing={
+                "image": data.ImageColumn("image", (32, 32, 1)),
+                "audio": data.AudioColumn("audio", 8000, 4000),
+            },
         )
     with pytest.raises(ValueError, match="`class_names` must have 10 entries"):
         mmzoo.export(model, str(tmp_path / "m"), preprocessing="av_digits", class_names=["a", "b"])

@@ -15,7 +15,8 @@ GROUPS = ("animals-nature", "flags", "food-drink", "travel-places")
 
 
 def _rows(shared_data, per_group, offset=0):
-    rows = [json.loads(line) for line in open(shared_data / "openmoji" / "openmoji.jsonl")]
+    with open(shared_data / "openmoji" / "openmoji.jsonl") as f:
+        rows = [json.loads(line) for line in f]
     out = []
     for group in GROUPS:
         members = [r for r in rows if r["group"] == group]
@@ -39,9 +40,9 @@ COLUMNS = {"images/{hexcode}.png": "image", "annotation": "text", "tags": "text"
 
 
 def test_fit_selects_on_validation_and_exports_a_model_that_serves_the_same_files(emoji_dir, tmp_path):
-    result = mmzoo.fit(str(emoji_dir / "train.jsonl"), label="group", columns=COLUMNS, test=str(emoji_dir / "test.jsonl"),
-                       fusion="concat", epochs=2, batch_size=32, image_size=24, output_dir=str(tmp_path / "run"),
-                       verbose=0)
+    result = mmzoo.fit(str(emoji_dir / "train.jsonl"), label="group", columns=COLUMNS,
+                       test=str(emoji_dir / "test.jsonl"), fusion="concat", epochs=2, batch_size=32, image_size=24,
+                       output_dir=str(tmp_path / "run"), verbose=0)
     assert set(result.plan.features) == {"image", "text"} and result.plan.task == "multiclass"
     assert result.valid["num_examples"] == 16  # a stratified 10% of 160
     assert result.test["num_examples"] == 40 and 0.0 <= result.test["accuracy"] <= 1.0
@@ -164,3 +165,40 @@ def test_fit_refuses_a_single_class_label_and_an_empty_split(tmp_path):
         mmzoo.fit(str(empty), label="label", verbose=0)
     with pytest.raises(fit_lib.FitError, match="cannot write"):
         mmzoo.fit(str(manifest), label="label", output_dir="/proc/nope/out", verbose=0)
+
+
+@pytest.fixture(scope="module")
+def av_dir(shared_data, tmp_path_factory):
+    """train.csv / test.csv of real MNIST PNGs paired with FSDD WAVs of the same digit (digits 0-3)."""
+    import gzip
+
+    import tensorflow as tf
+
+    folder = tmp_path_factory.mktemp("av")
+    with gzip.open(shared_data / "mnist" / "t10k-labels-idx1-ubyte.gz") as f:
+        labels = np.frombuffer(f.read()[8:], np.uint8)
+    with gzip.open(shared_data / "mnist" / "t10k-images-idx3-ubyte.gz") as f:
+        images = np.frombuffer(f.read()[16:], np.uint8).reshape(-1, 28, 28)
+    recordings = shared_data / "fsdd" / "recordings"
+    for split, indices in (("train", range(5, 17)), ("test", range(0, 4))):
+        lines = ["image,audio,digit"]
+        for digit in range(4):
+            positions = np.flatnonzero(labels == digit)
+            for i in indices:
+                png = folder / f"{split}_{digit}_{i}.png"
+                tf.io.write_file(str(png), tf.io.encode_png(images[positions[i]][..., None]))
+                lines.append(f"{png.name},{recordings / f'{digit}_jackson_{i}.wav'},{digit}")
+        (folder / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_fit_infers_image_and_audio_files_and_the_export_evaluates_the_same(av_dir, tmp_path):
+    result = mmzoo.fit(str(av_dir / "train.csv"), label="digit", test=str(av_dir / "test.csv"), fusion="late",
+                       epochs=2, output_dir=str(tmp_path / "av"), verbose=0)
+    assert result.plan.kinds == {"image": "image", "audio": "audio"}
+    assert result.plan.features["image"].image_shape == (28, 28, 1)
+    assert result.plan.features["audio"].sampling_rate == 8000
+    assert result.plan.label.classes == ["0", "1", "2", "3"] and result.plan.task == "multiclass"
+    report = mmzoo.evaluate(str(tmp_path / "av" / "model"), str(av_dir / "test.csv"))
+    assert report["num_examples"] == 16
+    assert report["accuracy"] == pytest.approx(result.test["accuracy"])

@@ -296,7 +296,9 @@ def test_write_report_classification_json_and_figures(tmp_path):
     for key in ("confusion_matrix", "per_class"):
         width, height = _png_size(paths[key])
         assert 300 < width < 3000 and 200 < height < 3000
-    agg = metrics.aggregate_reports([r, metrics.classification_report(y[:100], p[:100], ["cat", "dog", "bird", "fish"])])
+    agg = metrics.aggregate_reports(
+        [r, metrics.classification_report(y[:100], p[:100], ["cat", "dog", "bird", "fish"])]
+    )
     agg_paths = reports.write_report(agg, tmp_path / "eval", prefix="kfold")
     assert set(agg_paths) == {"json", "per_class"}
     assert _load(agg_paths["json"])["accuracy"]["values"] == [r["accuracy"], agg["accuracy"]["values"][1]]

@@ -77,7 +77,9 @@ class VocabTokenizer(base.Tokenizer):
             seen.add(token)
         self._vocabulary = tuple([base.PAD_TOKEN, base.OOV_TOKEN] + vocabulary)
         self.vocabulary_size = len(self._vocabulary)
-        self._splitter = tf_text.UnicodeScriptTokenizer() if split == "unicode_script" else tf_text.WhitespaceTokenizer()
+        self._splitter = (
+            tf_text.UnicodeScriptTokenizer() if split == "unicode_script" else tf_text.WhitespaceTokenizer()
+        )
         keys = tf.constant(vocabulary if vocabulary else [""], tf.string)
         values = tf.range(2, 2 + len(keys), dtype=tf.int64)
         self._table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values), default_value=1)
