@@ -395,8 +395,13 @@ def _text_column(manifest, columns):
     for i in range(len(manifest)):
         parts = [manifest.records[i].get(c) for c in columns]
         texts.append(" ".join(str(p) for p in parts if p is not None))
-    lengths = sorted(len(t.split()) for t in texts)
-    sequence_length = int(min(MAX_SEQUENCE_LENGTH, max(4, np.percentile(lengths, 95) * 1.5)))
+    import tensorflow as tf  # noqa: PLC0415
+
+    # Lengths in the tokenizer's own words (punctuation and script changes split words too).
+    probe = data_lib.VocabTokenizer([], sequence_length=1)
+    lengths = np.concatenate([probe.words(tf.constant(texts[i:i + 4096])).row_lengths().numpy()
+                              for i in range(0, len(texts), 4096)])
+    sequence_length = int(min(MAX_SEQUENCE_LENGTH, max(4, np.percentile(lengths, 99))))
     tokenizer = data_lib.VocabTokenizer.fit(texts, sequence_length=sequence_length, vocabulary_size=VOCABULARY_SIZE)
     return data_lib.TextColumn(columns, tokenizer)
 
@@ -584,8 +589,22 @@ def _model_threshold(model):
         return 0.5
 
 
+def _deadline_callback(deadline):
+    """A Keras callback that stops training after the batch during which ``time.perf_counter()`` passes ``deadline``."""
+    import time  # noqa: PLC0415
+
+    import keras  # noqa: PLC0415
+
+    class Deadline(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if time.perf_counter() > deadline:
+                self.model.stop_training = True
+
+    return Deadline()
+
+
 def _train_once(plan, train_manifest, valid_manifest, *, fusion, model, seed, epochs, batch_size, learning_rate,
-                dropout, hidden, width, patience, callbacks, tensorboard, verbose, on_error):
+                dropout, hidden, width, patience, callbacks, tensorboard, verbose, on_error, deadline=None):
     import time  # noqa: PLC0415
 
     import keras  # noqa: PLC0415
@@ -597,6 +616,8 @@ def _train_once(plan, train_manifest, valid_manifest, *, fusion, model, seed, ep
                       learning_rate=learning_rate, model=model, width=width)
     monitor = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
     all_callbacks = [monitor, *callbacks]
+    if deadline is not None:
+        all_callbacks.append(_deadline_callback(deadline))
     if tensorboard:
         all_callbacks.append(keras.callbacks.TensorBoard(log_dir=os.fspath(tensorboard)))
     start = time.perf_counter()
@@ -667,7 +688,8 @@ def fit(
             aspect ratio is kept).
         time_budget: Seconds for a KerasTuner search over fusion kind,
             branch width, learning rate and dropout (validation-selected);
-            ``None`` trains the given settings.
+            every trial stops at the budget, and the best trial's model is
+            the result (no retraining). ``None`` trains the given settings.
         folds: ``K`` for stratified K-fold cross-validation on ``train``
             (reported as mean +- std); the returned model is still trained
             on ``train`` with ``valid``.
@@ -719,15 +741,20 @@ def fit(
     if time_budget is not None:
         from mmzoo.training import search  # noqa: PLC0415
 
-        best, trials = search.search(plan, train_manifest, valid_manifest, settings, time_budget, fusion)
+        search_settings = {**settings, "callbacks": tuple(callbacks), "tensorboard": tensorboard}
+        best, trials, best_run = search.search(plan, train_manifest, valid_manifest, search_settings, time_budget,
+                                               fusion)
         settings.update(best)
         chosen_fusion = best["fusion"]
-    elif fusion == "auto" and len(plan.features) > 1 and model == "auto":
-        chosen_fusion, trials = _choose_fusion(plan, train_manifest, valid_manifest, settings)
+        final = {**settings, "fusion": chosen_fusion, "callbacks": tuple(callbacks), "tensorboard": tensorboard}
+        net, history, valid_report, info = best_run  # the best trial's model: no retraining past the budget
     else:
-        chosen_fusion = "concat" if fusion == "auto" else fusion
-    final = {**settings, "fusion": chosen_fusion, "callbacks": tuple(callbacks), "tensorboard": tensorboard}
-    net, history, valid_report, info = _train_once(plan, train_manifest, valid_manifest, **final)
+        if fusion == "auto" and len(plan.features) > 1 and model == "auto":
+            chosen_fusion, trials = _choose_fusion(plan, train_manifest, valid_manifest, settings)
+        else:
+            chosen_fusion = "concat" if fusion == "auto" else fusion
+        final = {**settings, "fusion": chosen_fusion, "callbacks": tuple(callbacks), "tensorboard": tensorboard}
+        net, history, valid_report, info = _train_once(plan, train_manifest, valid_manifest, **final)
     valid_report["best_epoch"] = info["best_epoch"]
     test_report = None
     if test_manifest is not None:

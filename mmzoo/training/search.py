@@ -3,7 +3,10 @@
 The space: fusion kind, branch width multiplier, learning rate and dropout.
 Every trial trains with early stopping on the validation split and is scored
 on it (accuracy, macro F1 for multi-label, -RMSE for regression); the test
-split is never seen. KerasTuner's ``RandomSearchOracle`` proposes the trials;
+split is never seen. Every trial also stops when the budget runs out (after
+the batch in progress; the best epoch's weights are restored), so a slow
+first trial cannot overrun it, and the best trial's model is returned as it
+is. KerasTuner's ``RandomSearchOracle`` proposes the trials;
 ours stops proposing once the next trial would likely overrun the budget
 (the mean duration of the trials so far), so the search ends inside it. The
 first trial is always the default settings, so a search never does worse on
@@ -40,9 +43,10 @@ def search(plan, train_manifest, valid_manifest, settings, time_budget, fusion="
             a kind fixes it.
 
     Returns:
-        ``(best_settings, trials)``: the best trial's ``fusion``, ``width``,
-        ``learning_rate`` and ``dropout``, and one dict per trial (settings,
-        validation score, best epoch, seconds).
+        ``(best_settings, trials, best_run)``: the best trial's ``fusion``,
+        ``width``, ``learning_rate`` and ``dropout``; one dict per trial
+        (settings, validation score, best epoch, seconds); and the best
+        trial's ``(model, history, valid_report, info)``.
 
     Raises:
         ValueError: If ``time_budget`` is not a positive number.
@@ -60,7 +64,9 @@ def search(plan, train_manifest, valid_manifest, settings, time_budget, fusion="
     else:
         fusions = (fusion,)
     start = time.perf_counter()
+    deadline = start + time_budget
     durations = []
+    best_run = {}
 
     class BudgetOracle(kt.oracles.RandomSearchOracle):
         """Random search that stops proposing trials when the budget would be overrun."""
@@ -80,12 +86,15 @@ def search(plan, train_manifest, valid_manifest, settings, time_budget, fusion="
         def run_trial(self, trial):
             values = dict(trial.hyperparameters.values)
             began = time.perf_counter()
-            run = {**settings, **values, "callbacks": (), "tensorboard": None, "verbose": 0}
-            _, _, report, info = fit_lib._train_once(plan, train_manifest, valid_manifest, **run)
+            run = {**settings, **values, "verbose": 0, "deadline": deadline}
+            outcome = fit_lib._train_once(plan, train_manifest, valid_manifest, **run)
+            report = outcome[2]
             seconds = time.perf_counter() - began
             durations.append(seconds)
             score = fit_lib._primary_score(report, plan.task)
-            trials.append({**values, "valid_score": round(float(score), 4), **info})
+            if "score" not in best_run or score > best_run["score"]:
+                best_run.update(score=score, outcome=outcome)
+            trials.append({**values, "valid_score": round(float(score), 4), **outcome[3]})
             if settings.get("verbose"):
                 print(f"trial {len(trials)}: {values} -> validation score {score:.4f} ({seconds:.0f} s)")
             return {"score": float(score)}
@@ -104,4 +113,4 @@ def search(plan, train_manifest, valid_manifest, settings, time_budget, fusion="
         tuner = Tuner(oracle=oracle, directory=directory, project_name="search", overwrite=True)
         tuner.search()
         best = tuner.get_best_hyperparameters(1)[0].values
-    return {k: best[k] for k in TRIAL_DEFAULTS}, trials
+    return {k: best[k] for k in TRIAL_DEFAULTS}, trials, best_run["outcome"]

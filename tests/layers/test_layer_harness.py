@@ -21,7 +21,7 @@ from absl.testing import parameterized
 from keras.src import testing
 from keras.src.saving import serialization_lib
 
-from mmzoo import fusion
+from mmzoo import fusion, heads
 from mmzoo.layers import ApplicationPreprocess, HubLayer, SequencePooling, Spectrogram, TokenIdsToEncoderInputs
 
 # Unequal widths, so the projecting fusions build their projections. A tuple (as Keras's merging-layer
@@ -39,6 +39,27 @@ class LayerHarnessTest(testing.TestCase):
         if self._filtering:
             keras.config.enable_traceback_filtering()
         super().tearDown()
+
+    # --- mmzoo.heads --------------------------------------------------------------------------------
+
+    @parameterized.named_parameters(
+        ("binary", {"kind": "binary", "units": 1, "class_names": ["no", "yes"], "threshold": 0.3}, 1),
+        ("multiclass", {"kind": "multiclass", "units": 4, "top_k": 2}, 4),
+        ("multilabel", {"kind": "multilabel", "units": 3, "threshold": 0.5}, 3),
+        ("regression", {"kind": "regression", "units": 2}, 2),
+    )
+    def test_head_activation(self, init_kwargs, units):
+        self.run_layer_test(
+            heads.HeadActivation,
+            init_kwargs,
+            input_shape=(2, units),
+            expected_output_shape=(2, units),
+            expected_output_dtype="float32",
+            expected_num_trainable_weights=0,
+            expected_num_non_trainable_weights=0,
+            # No weights of its own: the harness's training step would have nothing to train.
+            run_training_check=False,
+        )
 
     # --- mmzoo.layers -------------------------------------------------------------------------------
 

@@ -202,3 +202,14 @@ def test_fit_infers_image_and_audio_files_and_the_export_evaluates_the_same(av_d
     report = mmzoo.evaluate(str(tmp_path / "av" / "model"), str(av_dir / "test.csv"))
     assert report["num_examples"] == 16
     assert report["accuracy"] == pytest.approx(result.test["accuracy"])
+
+
+def test_time_budget_searches_with_keras_tuner_and_returns_the_best_trial(emoji_dir):
+    result = mmzoo.fit(str(emoji_dir / "train.jsonl"), label="group", columns=COLUMNS, image_size=16, epochs=2,
+                       time_budget=12, verbose=0)
+    assert result.trials and result.trials[0]["fusion"] == "concat"  # the first trial: the defaults
+    keys = {"fusion", "width", "learning_rate", "dropout", "valid_score", "seconds"}
+    assert all(keys <= set(t) for t in result.trials)
+    best = max(result.trials, key=lambda t: t["valid_score"])
+    assert result.fusion == best["fusion"]
+    assert result.valid["accuracy"] == pytest.approx(best["valid_score"], abs=1e-4)  # that trial's model, not a retrain
