@@ -660,8 +660,11 @@ def fit(
         train: Training data: a CSV/JSONL manifest path, a list of dicts, a
             pandas DataFrame, or a dict of arrays (``{"image": (N, H, W, C)
             array, "caption": [str, ...], "label": [...]}``; 4-D/3-D arrays
-            are images, 2-D arrays waveforms, 1-D arrays columns). File paths
-            are relative to the manifest's folder.
+            are images (float in [0, 1] or uint8), 2-D arrays waveforms in
+            [-1, 1] (taken as 16 kHz), 1-D arrays columns; image and waveform
+            arrays are written to PNG/WAV files in a temporary folder so they
+            take the same decoders as files, in training and in the export).
+            File paths are relative to the manifest's folder.
         label: The label column: class names/integers (classification),
             floats (regression) or ``"|"``-separated sets (multi-label).
         columns: ``"auto"`` (infer every column's kind and print the
@@ -720,10 +723,8 @@ def fit(
         raise FitError(f"fusion must be 'auto' or one of {', '.join(FUSION_CHOICES)}. Received: fusion={fusion!r}")
     if output_dir is not None:
         _check_writable(output_dir)
-    train_manifest, arrays = _load(train, "train")
-    if arrays:
-        raise FitError("train: dicts of arrays are accepted only with 1-D columns in this version; "
-                       f"arrays of rank > 1 found for {sorted(arrays)} (write them to files and pass a manifest)")
+    train_manifest, _ = _load(train, "train")
+    full_train_manifest = train_manifest
     plan = plan_data(train_manifest, label, columns, modalities, verbose=bool(verbose), image_size=image_size)
     if valid is None:
         train_manifest, valid_manifest = _split_train_valid(train_manifest, plan, valid_fraction, seed)
@@ -762,7 +763,7 @@ def fit(
 
     fold_reports, cv = [], None
     if folds is not None:
-        fold_reports, cv = cross_validate(plan, _load(train, "train")[0], folds, final)
+        fold_reports, cv = cross_validate(plan, full_train_manifest, folds, final)
 
     result = FitResult(net, history, valid_report, test_report, None, plan, chosen_fusion, trials, fold_reports, cv)
     if output_dir is not None:
@@ -792,15 +793,11 @@ def _choose_fusion(plan, train_manifest, valid_manifest, settings):
         _, _, report, info = _train_once(plan, train_manifest, valid_manifest, fusion=kind, **settings)
         score = _primary_score(report, plan.task)
         trials.append({"fusion": kind, "valid_score": round(score, 4), **info})
-        if verbose_enabled(settings):
+        if settings.get("verbose"):
             print(f"fusion={kind}: validation score {score:.4f} (best epoch {info['best_epoch']})")
         if best is None or score > best[0]:
             best = (score, kind)
     return best[1], trials
-
-
-def verbose_enabled(settings):
-    return bool(settings.get("verbose"))
 
 
 def cross_validate(plan, manifest, k, settings):
@@ -839,13 +836,61 @@ def cross_validate(plan, manifest, k, settings):
     return reports, metrics.aggregate_reports(reports)
 
 
+ARRAY_AUDIO_RATE = 16000  # nominal sampling rate of waveform arrays written to WAV files
+
+
 def _load(data, argument):
     if data is None:
         return None, {}
     if _is_arrays(data):
         records, tensors = _arrays_to_records(data, argument)
-        return as_manifest(records, argument), tensors
+        folder = _write_array_files(records, tensors, argument) if tensors else None
+        return as_manifest(records, argument, base_dir=folder), tensors
     return as_manifest(data, argument), {}
+
+
+def _write_array_files(records, tensors, argument):
+    """Writes image arrays (N, H, W[, C]) as PNG and waveform arrays (N, T) as 16-bit WAV files.
+
+    The files go to a fresh temporary folder and their names into ``records``, so arrays take the
+    same path as files: the same decoders in training and in the export's ``serving_raw``.
+    Float images are taken as [0, 1], integer images as 0-255; waveforms as [-1, 1] at
+    ``ARRAY_AUDIO_RATE`` Hz.
+    """
+    import tempfile  # noqa: PLC0415
+
+    import tensorflow as tf  # noqa: PLC0415
+
+    folder = tempfile.mkdtemp(prefix=f"mmzoo_{argument}_arrays_")
+    for key, array in tensors.items():
+        name = _input_name(key)
+        if array.ndim in (3, 4):
+            images = array if array.ndim == 4 else array[..., None]
+            if images.shape[-1] not in (1, 3, 4):
+                raise FitError(f"{argument}[{key!r}]: image arrays must be (N, H, W) or (N, H, W, 1|3|4). "
+                               f"Received shape: {array.shape}")
+            if np.issubdtype(images.dtype, np.floating):
+                if not np.isfinite(images).all():
+                    raise FitError(f"{argument}[{key!r}]: image arrays must be finite (found NaN or inf)")
+                images = np.round(np.clip(images, 0.0, 1.0) * 255.0)
+            images = images.astype(np.uint8)
+            for i, image in enumerate(images):
+                path = f"{name}_{i}.png"
+                tf.io.write_file(os.path.join(folder, path), tf.io.encode_png(image))
+                records[i][key] = path
+        elif array.ndim == 2:
+            waves = np.asarray(array, np.float32)
+            if not np.isfinite(waves).all():
+                raise FitError(f"{argument}[{key!r}]: waveform arrays must be finite (found NaN or inf)")
+            for i, samples in enumerate(waves):
+                path = f"{name}_{i}.wav"
+                encoded = tf.audio.encode_wav(np.clip(samples, -1.0, 1.0)[:, None], ARRAY_AUDIO_RATE)
+                tf.io.write_file(os.path.join(folder, path), encoded)
+                records[i][key] = path
+        else:
+            raise FitError(f"{argument}[{key!r}]: arrays of rank {array.ndim} are not supported (1-D columns, "
+                           "(N, T) waveforms, (N, H, W[, C]) images)")
+    return folder
 
 
 def _check_writable(output_dir):

@@ -213,3 +213,19 @@ def test_time_budget_searches_with_keras_tuner_and_returns_the_best_trial(emoji_
     best = max(result.trials, key=lambda t: t["valid_score"])
     assert result.fusion == best["fusion"]
     assert result.valid["accuracy"] == pytest.approx(best["valid_score"], abs=1e-4)  # that trial's model, not a retrain
+
+
+def test_fit_takes_arrays_of_images_and_waveforms(shared_data):
+    from mmzoo.datasets import av_digits_recipe
+
+    arrays = av_digits_recipe.load_arrays(degraded=False)
+    (inputs, labels) = arrays["train"]
+    keep = np.concatenate([np.flatnonzero(labels == d)[:30] for d in range(3)])
+    data = {"picture": (inputs["image"][keep, ..., 0] * 255).astype("uint8"), "sound": inputs["audio"][keep],
+            "digit": labels[keep]}
+    result = mmzoo.fit(data, label="digit", fusion="concat", epochs=1, verbose=0)
+    assert result.plan.kinds == {"picture": "image", "sound": "audio"}
+    assert result.plan.features["image"].image_shape == (28, 28, 1)
+    assert result.plan.features["audio"].num_samples >= 512 and result.plan.task == "multiclass"
+    with pytest.raises(fit_lib.FitError, match="same length"):
+        mmzoo.fit({"picture": data["picture"][:5], "digit": data["digit"][:4]}, label="digit", verbose=0)
