@@ -5,7 +5,7 @@ Usage:
 
 Keeps FSDD test recordings (index 0-4) and train recordings with index 5-24,
 pairs each with an MNIST image of the same digit and stores the audio as
-8-bit mu-law so the file stays under 5 MB. See ``mmzoo/data/av_digits.py``
+8-bit mu-law so the file stays under 5 MB. See ``mmzoo/datasets/av_digits_recipe.py``
 for the full recipe.
 """
 

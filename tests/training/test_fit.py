@@ -107,17 +107,6 @@ def test_cross_validation_reports_each_fold_and_the_aggregate(emoji_dir):
     assert result.cv["accuracy"]["std"] == pytest.approx(np.std(accuracies, ddof=1))
 
 
-def test_compare_trains_each_input_and_fusion_on_one_split(emoji_dir, tmp_path):
-    table = mmzoo.compare(str(emoji_dir / "train.jsonl"), label="group",
-                          columns={"images/{hexcode}.png": "image", "annotation": "text"},
-                          test=str(emoji_dir / "test.jsonl"), fusions=("concat",), seeds=2, epochs=1, image_size=16,
-                          output_dir=str(tmp_path / "cmp"))
-    assert [r["name"] for r in table.rows] == ["image", "text", "fusion: concat"]
-    assert all(len(r["scores"]) == 2 and r["min"] <= r["mean"] <= r["max"] for r in table.rows)
-    assert table.split == "test" and (tmp_path / "cmp" / "compare.png").is_file()
-    assert "fusion: concat" in (tmp_path / "cmp" / "compare.md").read_text()
-
-
 def _cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "mmzoo.cli", *args], capture_output=True, text=True, timeout=600,
                           cwd=cwd)
@@ -194,7 +183,7 @@ def av_dir(shared_data, tmp_path_factory):
 
 def test_fit_infers_image_and_audio_files_and_the_export_evaluates_the_same(av_dir, tmp_path):
     result = mmzoo.fit(str(av_dir / "train.csv"), label="digit", test=str(av_dir / "test.csv"), fusion="late",
-                       epochs=2, output_dir=str(tmp_path / "av"), verbose=0)
+                       epochs=1, output_dir=str(tmp_path / "av"), verbose=0)
     assert result.plan.kinds == {"image": "image", "audio": "audio"}
     assert result.plan.features["image"].image_shape == (28, 28, 1)
     assert result.plan.features["audio"].sampling_rate == 8000
@@ -229,3 +218,18 @@ def test_fit_takes_arrays_of_images_and_waveforms(shared_data):
     assert result.plan.features["audio"].num_samples >= 512 and result.plan.task == "multiclass"
     with pytest.raises(fit_lib.FitError, match="same length"):
         mmzoo.fit({"picture": data["picture"][:5], "digit": data["digit"][:4]}, label="digit", verbose=0)
+
+
+def test_cli_compare_trains_each_input_and_fusion_on_one_split(emoji_dir, tmp_path, capsys):
+    from mmzoo.cli.main import main
+
+    code = main(["compare", str(emoji_dir / "train.jsonl"), "--label", "group", "--image", "images/{hexcode}.png",
+                 "--text", "annotation", "--test", str(emoji_dir / "test.jsonl"), "--fusions", "concat",
+                 "--seeds", "2", "--epochs", "1", "--image-size", "16", "--output-dir", str(tmp_path / "cmp")])
+    out = capsys.readouterr().out
+    assert code == 0 and "| fusion: concat |" in out
+    table = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert table["metric"] == "accuracy" and table["split"] == "test"
+    assert [r["name"] for r in table["rows"]] == ["image", "text", "fusion: concat"]
+    assert all(len(r["scores"]) == 2 and r["min"] <= r["mean"] <= r["max"] for r in table["rows"])
+    assert (tmp_path / "cmp" / "compare.png").is_file()
