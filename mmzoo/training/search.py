@@ -100,10 +100,10 @@ def search(plan, train_manifest, valid_manifest, settings, time_budget, fusion="
             return {"score": float(score)}
 
         def save_model(self, trial_id, model, step=0):
-            """Models are not kept: the best settings are retrained by ``fit``."""
+            """Nothing to write: ``search`` keeps the best trial's model in memory and returns it."""
 
         def load_model(self, trial):
-            raise NotImplementedError("mmzoo's search keeps settings, not models.")
+            raise NotImplementedError("mmzoo's search returns the best trial's model; it saves no trial files.")
 
     with tempfile.TemporaryDirectory(prefix="mmzoo_search_") as directory:
         oracle = BudgetOracle(
