@@ -7,6 +7,7 @@ import warnings
 import keras
 
 from mmzoo import _validation as check
+from mmzoo import balance as balance_lib
 from mmzoo import fusion as fusion_lib
 from mmzoo import heads as heads_lib
 from mmzoo.branches.base import Branch
@@ -31,6 +32,10 @@ def compose(
     optimizer=None,
     learning_rate=1e-3,
     jit_compile="auto",
+    modality_dropout=0.0,
+    auxiliary_loss_weight=None,
+    gradient_modulation=None,
+    modulation_alpha=0.5,
 ):
     """Joins branch encoders with a fusion and a task head into one model.
 
@@ -56,13 +61,24 @@ def compose(
             ``keras.optimizers.Adam(learning_rate)``.
         learning_rate: Learning rate of the default optimizer.
         jit_compile: Passed to ``model.compile`` (``True`` forces XLA).
+        modality_dropout: Rate at which a whole modality's features are
+            zeroed per example at train time (``mmzoo.balance.ModalityDropout``).
+            Any of the three options below also makes the model read an
+            all-zeros input as an absent modality, at train and predict time.
+        auxiliary_loss_weight: Weight of the auxiliary unimodal losses (one
+            head per branch on its own features; see ``mmzoo.balance``).
+        gradient_modulation: ``"ogm"`` or ``"ogm_ge"``: On-the-fly Gradient
+            Modulation of the dominant modality's encoder (classification heads).
+        modulation_alpha: Strength of the gradient modulation.
 
     Returns:
         A functional ``keras.Model`` whose inputs are a dict keyed by branch
         name and whose output is the head's activation (float32): a
         ``mmzoo.heads.HeadActivation`` layer named ``"output"`` that carries
         the head (kind, class names, threshold) into saved models and exports
-        (``mmzoo.heads.from_model(model)``). A model with more than 20M
+        (``mmzoo.heads.from_model(model)``). With ``auxiliary_loss_weight``
+        or ``gradient_modulation`` it is a ``mmzoo.balance.FusionModel``,
+        whose ``fit`` applies them. A model with more than 20M
         weights gets one ``LargeModelWarning`` naming its largest layer.
 
     Raises:
@@ -104,20 +120,58 @@ def compose(
                 x = keras.layers.Dropout(dropout, name=f"{prefix}_dropout{i}")(x)
         return x
 
+    modality_dropout = check.fraction("modality_dropout", modality_dropout)
+    balanced = auxiliary_loss_weight is not None or gradient_modulation is not None
+    if (balanced or modality_dropout) and len(branches) < 2:
+        raise ValueError("modality_dropout, auxiliary_loss_weight and gradient_modulation need two or more branches.")
     features = [b.features for b in branches]
+    if balanced or modality_dropout:
+        gate = balance_lib.ModalityDropout(modality_dropout, name="modality_dropout")
+        features = gate([*features, *(b.input for b in branches)])
     if isinstance(fusion_layer, fusion_lib.LateFusion):
-        logits = [head.logits(dense_stack(b.features, b.name), name=b.name) for b in branches]
+        logits = [head.logits(dense_stack(x, b.name), name=b.name) for x, b in zip(features, branches)]
         combined = fusion_layer(logits) if len(logits) > 1 else logits[0]
         outputs = head.activate(combined)
     else:
-        fused = fusion_layer(features) if len(features) > 1 else features[0]
+        fused = _fuse(fusion_layer, branches, features)
         outputs = head(dense_stack(fused, "head"))
 
-    model = keras.Model(inputs={b.name: b.input for b in branches}, outputs=outputs, name=name)
+    model_class = balance_lib.FusionModel if balanced else keras.Model
+    model = model_class(inputs={b.name: b.input for b in branches}, outputs=outputs, name=name)
+    if balanced:
+        model.configure_balance(
+            names, auxiliary_loss_weight=auxiliary_loss_weight or 0.0, gradient_modulation=gradient_modulation,
+            modulation_alpha=modulation_alpha,
+        )
     warn_if_large(model)
     if compile:
         compile_model(model, head, optimizer=optimizer, learning_rate=learning_rate, jit_compile=jit_compile)
     return model
+
+
+def _fuse(fusion_layer, branches, features):
+    """Applies an early/intermediate ``fusion_layer``: to ``features``, or to the branches' sequences.
+
+    A fusion with ``uses_sequences = True`` (``fusion.cross_attention``) is
+    called on the branches' ``sequence`` tensors with
+    ``masks=[sequence_mask, ...]``; any other on ``features``. A single
+    branch is not fused (its features pass through).
+
+    Raises:
+        ValueError: If a sequence fusion gets a branch without a ``sequence``.
+    """
+    if len(branches) == 1:
+        return features[0]
+    if not getattr(fusion_layer, "uses_sequences", False):
+        return fusion_layer(features)
+    for b in branches:
+        if b.sequence is None:
+            raise ValueError(
+                f"{type(fusion_layer).__name__} fuses the branches' sequences, but branch '{b.name}' "
+                f"({b.modality}) has none (its builder gives no per-step outputs). Use branches with a "
+                "`sequence` (e.g. text_embedding, text_transformer, image_cnn) or another fusion."
+            )
+    return fusion_layer([b.sequence for b in branches], masks=[b.sequence_mask for b in branches])
 
 
 def compile_model(model, head, optimizer=None, learning_rate=1e-3, jit_compile="auto", **kwargs):

@@ -25,6 +25,31 @@ def reduce_feature_map(x, reduction, name):
     return keras.layers.Flatten(name=f"{name}_flatten")(x)
 
 
+def feature_map_regions(x, name):
+    """Reshapes a ``(batch, H, W, C)`` map to ``(batch, H * W, C)`` regions (layer ``{name}_regions``).
+
+    Args:
+        x: The symbolic feature map.
+        name: Layer-name prefix.
+
+    Returns:
+        The ``(batch, H * W, C)`` tensor: one step per map position, row by
+        row (a branch's ``sequence`` for cross-modal attention); ``None``
+        when ``H``, ``W`` or ``C`` is unknown.
+
+    Example:
+
+    >>> import keras
+    >>> from mmzoo.branches.image import feature_map_regions
+    >>> feature_map_regions(keras.Input((5, 5, 8)), "image").shape
+    (None, 25, 8)
+    """
+    height, width, channels = x.shape[1:]
+    if None in (height, width, channels):
+        return None
+    return keras.layers.Reshape((height * width, channels), name=f"{name}_regions")(x)
+
+
 def image_cnn(
     input_shape=(28, 28, 1),
     filters=(32, 64),
@@ -55,7 +80,9 @@ def image_cnn(
 
     Returns:
         A ``Branch`` whose features have shape ``(batch, filters[-1])`` (or
-        the flattened map for ``reduction="flatten"``).
+        the flattened map for ``reduction="flatten"``); its ``sequence`` is
+        the last feature map as ``(batch, H * W, filters[-1])`` regions
+        (``feature_map_regions``), no mask.
 
     Raises:
         ValueError: If an argument is invalid.
@@ -98,7 +125,7 @@ def image_cnn(
                     f"{x.shape[1]}x{x.shape[2]} map."
                 )
             x = keras.layers.MaxPooling2D(pool_size, name=f"{name}_pool{i}")(x)
-    return Branch(name, inputs, reduce_feature_map(x, reduction, name), "image")
+    return Branch(name, inputs, reduce_feature_map(x, reduction, name), "image", sequence=feature_map_regions(x, name))
 
 
 # depth -> (residual blocks per stage, KerasHub block type), as in He et al. (2016), table 1.
@@ -155,7 +182,9 @@ def image_resnet(
 
     Returns:
         A ``PretrainedBranch`` (no preprocessor) with features of width
-        ``stackwise_num_filters[-1]`` (x4 for bottleneck blocks).
+        ``stackwise_num_filters[-1]`` (x4 for bottleneck blocks); its
+        ``sequence`` is the last feature map as ``(batch, H * W, width)``
+        regions.
 
     Raises:
         ValueError: If an argument is invalid.

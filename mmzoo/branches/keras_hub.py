@@ -19,7 +19,7 @@ import keras
 
 from mmzoo import _validation as check
 from mmzoo._offline import KERAS_HUB_LOCAL_COPY, fetch
-from mmzoo.branches.image import MAP_REDUCTIONS, reduce_feature_map
+from mmzoo.branches.image import MAP_REDUCTIONS, feature_map_regions, reduce_feature_map
 from mmzoo.branches.pretrained import PretrainedBranch
 from mmzoo.data.tokenizers.keras_hub import KerasHubTokenizer
 from mmzoo.layers import SequencePooling, TokenIdsToEncoderInputs
@@ -86,7 +86,9 @@ def text_keras_hub(preset_or_backbone, sequence_length=128, reduction="pooled", 
         ``mmzoo.data.KerasHubTokenizer`` mapping strings to int32 ids
         (``None`` when no preprocessor is known): pass it to
         ``mmzoo.data.TextColumn`` for ``make_dataset`` and
-        ``mmzoo.export(preprocessing=...)``.
+        ``mmzoo.export(preprocessing=...)``. Its ``sequence`` is the
+        backbone's ``sequence_output`` ``(batch, sequence_length, width)``
+        with ``sequence_mask`` the padding mask (ids != 0).
 
     Raises:
         ValueError: If an argument is invalid.
@@ -127,15 +129,22 @@ def text_keras_hub(preset_or_backbone, sequence_length=128, reduction="pooled", 
         "token_ids", "padding_mask", "segment_ids" if "segment_ids" in keys else None, name=f"{name}_encoder_inputs"
     )(inputs)
     outputs = backbone(encoder_inputs)
+    sequence = outputs.get("sequence_output") if isinstance(outputs, dict) else outputs
     if reduction == "pooled":
         if not isinstance(outputs, dict) or "pooled_output" not in outputs:
             raise ValueError("This backbone has no pooled_output. Received: reduction='pooled'; use 'avg'.")
         features = outputs["pooled_output"]
     else:
-        sequence = outputs["sequence_output"] if isinstance(outputs, dict) else outputs
+        if sequence is None:
+            raise ValueError("This backbone has no sequence_output. Received: reduction='avg'; use 'pooled'.")
         features = SequencePooling("avg", name=f"{name}_avg_pool")(sequence, mask=encoder_inputs["padding_mask"])
     source = preset_or_backbone if isinstance(preset_or_backbone, str) else backbone.name
-    return PretrainedBranch(name, inputs, features, "text", preprocessor=preprocessor, source=source)
+    if sequence is not None and len(sequence.shape) != 3:
+        sequence = None
+    return PretrainedBranch(
+        name, inputs, features, "text", preprocessor=preprocessor, source=source, sequence=sequence,
+        sequence_mask=None if sequence is None else encoder_inputs["padding_mask"],
+    )
 
 
 def image_keras_hub(preset_or_backbone, input_shape=(224, 224, 3), reduction="avg", trainable=True,
@@ -161,7 +170,9 @@ def image_keras_hub(preset_or_backbone, input_shape=(224, 224, 3), reduction="av
         name: Input name and layer-name prefix.
 
     Returns:
-        A ``PretrainedBranch`` (no preprocessor).
+        A ``PretrainedBranch`` (no preprocessor); its ``sequence`` is the
+        backbone's feature map as ``(batch, H * W, channels)`` regions
+        (``feature_map_regions``), no mask.
 
     Raises:
         ValueError: If an argument is invalid.
@@ -189,4 +200,7 @@ def image_keras_hub(preset_or_backbone, input_shape=(224, 224, 3), reduction="av
     if len(x.shape) != 4:
         raise ValueError(f"`preset_or_backbone` must be an image backbone with a feature-map output. Got {x.shape}.")
     source = preset_or_backbone if isinstance(preset_or_backbone, str) else backbone.name
-    return PretrainedBranch(name, inputs, reduce_feature_map(x, reduction, name), "image", source=source)
+    return PretrainedBranch(
+        name, inputs, reduce_feature_map(x, reduction, name), "image", source=source,
+        sequence=feature_map_regions(x, name),
+    )

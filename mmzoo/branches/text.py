@@ -23,6 +23,12 @@ def _token_input(sequence_length, vocabulary_size, name):
     return keras.Input((sequence_length,), dtype="int32", name=name)
 
 
+def _padding_mask(token_ids, name):
+    """The ``(batch, steps)`` int32 padding mask of ``token_ids`` (1 for ids != 0): layer ``{name}_padding_mask``."""
+    masks = TokenIdsToEncoderInputs("token_ids", "padding_mask", None, name=f"{name}_padding_mask")(token_ids)
+    return masks["padding_mask"]
+
+
 def _check_heads(hidden_dim, num_heads):
     check.positive_int("hidden_dim", hidden_dim)
     check.positive_int("num_heads", num_heads)
@@ -45,7 +51,8 @@ def text_embedding(sequence_length=100, vocabulary_size=10000, embedding_dim=64,
         name: Input name and layer-name prefix.
 
     Returns:
-        A ``Branch``.
+        A ``Branch``; its ``sequence`` is the ``(batch, sequence_length,
+        embedding_dim)`` token embeddings with ``sequence_mask`` = ids != 0.
 
     Raises:
         ValueError: If an argument is invalid.
@@ -56,6 +63,8 @@ def text_embedding(sequence_length=100, vocabulary_size=10000, embedding_dim=64,
     >>> text = branches.text_embedding(sequence_length=100, vocabulary_size=10000)
     >>> text.features.shape
     (None, 64)
+    >>> text.sequence.shape, text.sequence_mask.shape
+    ((None, 100, 64), (None, 100))
     """
     inputs = _token_input(sequence_length, vocabulary_size, name)
     check.positive_int("embedding_dim", embedding_dim)
@@ -67,7 +76,7 @@ def text_embedding(sequence_length=100, vocabulary_size=10000, embedding_dim=64,
         features = keras.layers.Flatten(name=f"{name}_flatten")(x)
     else:
         features = SequencePooling(reduction, name=f"{name}_{reduction}_pool")(x)
-    return Branch(name, inputs, features, "text")
+    return Branch(name, inputs, features, "text", sequence=x, sequence_mask=_padding_mask(inputs, name))
 
 
 def text_rnn(
@@ -95,7 +104,9 @@ def text_rnn(
         name: Input name and layer-name prefix.
 
     Returns:
-        A ``Branch`` with ``units`` (or ``2 * units``) features.
+        A ``Branch`` with ``units`` (or ``2 * units``) features: the last
+        layer's final state. Its ``sequence`` is that layer's per-token
+        outputs, with ``sequence_mask`` = ids != 0.
 
     Raises:
         ValueError: If an argument is invalid.
@@ -106,6 +117,8 @@ def text_rnn(
     >>> text = branches.text_rnn(sequence_length=10, rnn="gru", bidirectional=True)
     >>> text.features.shape
     (None, 128)
+    >>> text.sequence.shape
+    (None, 10, 128)
     """
     inputs = _token_input(sequence_length, vocabulary_size, name)
     check.positive_int("embedding_dim", embedding_dim)
@@ -113,8 +126,8 @@ def text_rnn(
     x = keras.layers.Embedding(vocabulary_size, embedding_dim, mask_zero=bool(mask_padding), name=f"{name}_embedding")(
         inputs
     )
-    x = recurrent_stack(x, rnn, units, num_layers, bidirectional, name)
-    return Branch(name, inputs, x, "text")
+    state, sequence = recurrent_stack(x, rnn, units, num_layers, bidirectional, name, return_sequence=True)
+    return Branch(name, inputs, state, "text", sequence=sequence, sequence_mask=_padding_mask(inputs, name))
 
 
 def text_transformer(
@@ -154,7 +167,9 @@ def text_transformer(
             ``{name}_encoder1``, ...).
 
     Returns:
-        A ``Branch`` with ``hidden_dim`` features.
+        A ``Branch`` with ``hidden_dim`` features; its ``sequence`` is the
+        last encoder block's per-token outputs, with ``sequence_mask`` the
+        padding mask.
 
     Raises:
         ValueError: If an argument is invalid.
@@ -185,8 +200,8 @@ def text_transformer(
         x = keras_hub.layers.TransformerEncoder(
             intermediate_dim, num_heads, dropout=dropout, activation=activation, name=f"{name}_encoder{i}"
         )(x, padding_mask=padding_mask)
-    x = SequencePooling(reduction, name=f"{name}_{reduction}_pool")(x, mask=padding_mask)
-    return Branch(name, inputs, x, "text")
+    features = SequencePooling(reduction, name=f"{name}_{reduction}_pool")(x, mask=padding_mask)
+    return Branch(name, inputs, features, "text", sequence=x, sequence_mask=padding_mask)
 
 
 def text_bert(
@@ -230,7 +245,9 @@ def text_bert(
             layer ``{name}_backbone``.
 
     Returns:
-        A ``PretrainedBranch`` (no preprocessor) with ``hidden_dim`` features.
+        A ``PretrainedBranch`` (no preprocessor) with ``hidden_dim`` features;
+        its ``sequence`` is the backbone's ``sequence_output`` with
+        ``sequence_mask`` the padding mask.
 
     Raises:
         ValueError: If an argument is invalid.

@@ -7,6 +7,7 @@ import keras
 from mmzoo import _validation as check
 from mmzoo import branches, fusion, heads
 from mmzoo.composition import compose
+from mmzoo.datasets.emoji import GROUPS as EMOJI_GROUPS
 from mmzoo.zoo.registry import register
 
 
@@ -514,3 +515,91 @@ def image_text_retrieval(
     )
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=jit_compile)
     return model
+
+
+@register(
+    "emoji_cross_attention",
+    tiny={"image_shape": (32, 32, 3), "image_filters": (4,), "sequence_length": 8, "vocabulary_size": 100,
+          "embedding_dim": 8, "units": 8, "num_heads": 2, "hidden": (8,)},
+    modalities=("image", "text"),
+)
+def emoji_cross_attention(
+    num_classes=11,
+    modalities=("image", "text"),
+    image_shape=(72, 72, 3),
+    image_filters=(32, 64, 128),
+    sequence_length=32,
+    vocabulary_size=4000,
+    embedding_dim=64,
+    units=64,
+    num_heads=4,
+    hidden=(64,),
+    dropout=0.2,
+    learning_rate=1e-3,
+    jit_compile="auto",
+):
+    """Image regions and text tokens attend to each other (cross-modal attention) -> emoji group.
+
+    The cross-attention of the BERT + ResNet design at OpenMoji size
+    (``mmzoo.datasets.emoji_groups``: 72x72 emoji + annotation/tags text ->
+    11 groups). Image: ``image_cnn`` (``same`` padding, one Conv2D/MaxPool
+    block per ``image_filters``), whose last map is ``(72 / 2^k)^2`` regions
+    (81 of width 128 by default). Text: token embeddings of
+    ``sequence_length`` ids (padding 0 masked). ``fusion.cross_attention``:
+    the tokens attend to the regions and the regions to the tokens
+    (``num_heads`` heads, ``softmax(Q K^T / sqrt(d)) V``), each direction
+    mean-pooled over its valid steps and the two summed (``units``) ``->
+    Dense(hidden) -> softmax`` over ``num_classes``. ``modalities=("image",)``
+    or ``("text",)`` gives the unimodal baseline of the same encoder (the
+    image map globally average-pooled, the token embeddings mean-pooled over
+    non-padding tokens).
+
+    Args:
+        num_classes: Output classes (1 = binary sigmoid); 11 emoji groups by default.
+        modalities: Which inputs to use: ``("image", "text")`` or one of them.
+        image_shape: Image input shape.
+        image_filters: Filters of the image CNN blocks.
+        sequence_length: Token ids per text.
+        vocabulary_size: Vocabulary size (id 0 is padding).
+        embedding_dim: Token embedding width.
+        units: Width of the attention outputs (the fused width).
+        num_heads: Attention heads.
+        hidden: Dense widths after fusion.
+        dropout: Dropout after each hidden layer.
+        learning_rate: Adam learning rate.
+        jit_compile: XLA switch for ``compile``.
+
+    Returns:
+        A compiled classifier with inputs ``{"image", "text"}`` (those of
+        ``modalities``).
+
+    Raises:
+        ValueError: If an argument is invalid.
+
+    Example:
+
+    >>> import mmzoo
+    >>> model = mmzoo.build("emoji_cross_attention")
+    >>> type(model.get_layer("fusion")).__name__, model.output.shape
+    ('CrossModalAttention', (None, 11))
+    >>> sorted(mmzoo.build("emoji_cross_attention", modalities=("text",)).input)
+    ['text']
+    """
+    modalities = _modalities(modalities, ("image", "text"))
+    _check_geometry(image_shape, sequence_length, vocabulary_size)
+    check.positive_int("num_classes", num_classes)
+    parts = []
+    if "image" in modalities:
+        parts.append(branches.image_cnn(image_shape, filters=image_filters, padding="same", name="image"))
+    if "text" in modalities:
+        parts.append(branches.text_embedding(sequence_length, vocabulary_size, embedding_dim, name="text"))
+    return compose(
+        parts,
+        fusion=fusion.cross_attention(units=units, num_heads=num_heads),
+        head=_classification_head(num_classes, EMOJI_GROUPS if num_classes == len(EMOJI_GROUPS) else None),
+        hidden=hidden,
+        dropout=dropout,
+        name="emoji_cross_attention",
+        learning_rate=learning_rate,
+        jit_compile=jit_compile,
+    )

@@ -26,8 +26,8 @@ def test_text_rnn_masks_padding(rnn):
     encoder = b.encoder()
     padded = encoder(np.array([[5, 6, 0, 0, 0]], "int32")).numpy()
     embedding = encoder.get_layer("text_embedding")
-    recurrent = encoder.get_layer(f"text_{rnn}1")
-    unpadded = recurrent(embedding(np.array([[5, 6]], "int32"))).numpy()
+    recurrent = encoder.get_layer(f"text_{rnn}1")  # returns its sequence and states; features are the state h
+    unpadded = recurrent(embedding(np.array([[5, 6]], "int32")))[1].numpy()
     np.testing.assert_allclose(padded, unpadded, rtol=1e-5, atol=1e-6)
 
 

@@ -22,11 +22,23 @@ from keras.src import testing
 from keras.src.saving import serialization_lib
 
 from mmzoo import fusion, heads
-from mmzoo.layers import ApplicationPreprocess, HubLayer, SequencePooling, Spectrogram, TokenIdsToEncoderInputs
+from mmzoo.layers import (
+    ApplicationPreprocess,
+    HubLayer,
+    SequencePooling,
+    Spectrogram,
+    TokenIdsToEncoderInputs,
+    WaveformNormalization,
+)
 
 # Unequal widths, so the projecting fusions build their projections. A tuple (as Keras's merging-layer
 # tests pass it), not a list: the harness's training step feeds it through a generator, which needs a tuple.
 TWO_WIDTHS = ((2, 6), (2, 3))
+
+
+def attention_weight_count(num_inputs):
+    """AttentionFusion's own weights: scorer (kernel + bias, kernel) and one LayerNorm (gamma, beta) per input."""
+    return 3 + 2 * num_inputs
 
 
 class LayerHarnessTest(testing.TestCase):
@@ -70,6 +82,17 @@ class LayerHarnessTest(testing.TestCase):
             {"frame_length": 64, "frame_step": 32, "fft_length": 128, "mode": mode},
             input_shape=(2, 256),
             expected_output_shape=(2, 5, 65),  # frames = 1 + (256 - fft_length) // 32
+            expected_output_dtype="float32",
+            expected_num_trainable_weights=0,
+            expected_num_non_trainable_weights=0,
+        )
+
+    def test_waveform_normalization(self):
+        self.run_layer_test(
+            WaveformNormalization,
+            {"target_rms": 0.2, "epsilon": 1e-4},
+            input_shape=(2, 256),
+            expected_output_shape=(2, 256),
             expected_output_dtype="float32",
             expected_num_trainable_weights=0,
             expected_num_non_trainable_weights=0,
@@ -173,9 +196,10 @@ class LayerHarnessTest(testing.TestCase):
         ("add", fusion.AddFusion, 0),
         ("multiply", fusion.MultiplyFusion, 0),
         ("weighted_sum", fusion.WeightedSumFusion, 1),
-        ("attention", fusion.AttentionFusion, 3),
+        ("attention", fusion.AttentionFusion, attention_weight_count),
     )
     def test_projecting_fusions(self, cls, own_weights):
+        own_weights = own_weights(2) if callable(own_weights) else own_weights
         # Unequal widths: two Dense projections (kernel + bias each) to the default width, the narrowest.
         self.run_layer_test(
             cls,
@@ -199,9 +223,10 @@ class LayerHarnessTest(testing.TestCase):
         ("add", fusion.AddFusion, 0),
         ("multiply", fusion.MultiplyFusion, 0),
         ("weighted_sum", fusion.WeightedSumFusion, 1),
-        ("attention", fusion.AttentionFusion, 3),
+        ("attention", fusion.AttentionFusion, attention_weight_count),
     )
     def test_projecting_fusions_with_equal_widths_add_no_projection(self, cls, own_weights):
+        own_weights = own_weights(3) if callable(own_weights) else own_weights
         self.run_layer_test(
             cls,
             {},
@@ -222,6 +247,53 @@ class LayerHarnessTest(testing.TestCase):
             expected_num_trainable_weights=weights,
         )
 
+    # --- mmzoo.fusion: gated, low-rank, cross-modal attention ------------------------------------------
+
+    @parameterized.named_parameters(
+        # Two inputs: a sigmoid gate; three: a softmax over modalities. Weights: a tanh projection per
+        # input (kernel + bias) and the gate (kernel + bias).
+        ("two", TWO_WIDTHS, None, (2, 3), 6),
+        ("two_units", TWO_WIDTHS, 5, (2, 5), 6),
+        ("three", ((2, 4), (2, 4), (2, 4)), None, (2, 4), 8),
+    )
+    def test_gated_fusion(self, input_shape, units, output_shape, num_weights):
+        self.run_layer_test(
+            fusion.GatedFusion,
+            {"units": units},
+            input_shape=input_shape,
+            expected_output_shape=output_shape,
+            expected_output_dtype="float32",
+            expected_num_trainable_weights=num_weights,
+        )
+
+    @parameterized.named_parameters(
+        ("two", TWO_WIDTHS, {}, (2, 3), 3),  # a factor per input + the bias
+        ("two_units_rank", TWO_WIDTHS, {"units": 5, "rank": 2}, (2, 5), 3),
+        ("three", ((2, 4), (2, 4), (2, 4)), {}, (2, 4), 4),
+    )
+    def test_low_rank_fusion(self, input_shape, init_kwargs, output_shape, num_weights):
+        self.run_layer_test(
+            fusion.LowRankFusion,
+            init_kwargs,
+            input_shape=input_shape,
+            expected_output_shape=output_shape,
+            expected_output_dtype="float32",
+            expected_num_trainable_weights=num_weights,
+        )
+
+    @parameterized.named_parameters(("default", {}, (2, 4)), ("units_heads", {"units": 6, "num_heads": 2}, (2, 6)))
+    def test_cross_modal_attention(self, init_kwargs, output_shape):
+        # Two sequences of different lengths and widths (text tokens, image regions); without masks every
+        # step is valid. Weights: query, key, value and output EinsumDense (kernel + bias) per direction.
+        self.run_layer_test(
+            fusion.CrossModalAttention,
+            init_kwargs,
+            input_shape=((2, 5, 6), (2, 3, 4)),
+            expected_output_shape=output_shape,
+            expected_output_dtype="float32",
+            expected_num_trainable_weights=16,
+        )
+
 
 def test_spectrogram_under_mixed_precision_matches_float32_on_real_speech(real_data):
     """The STFT runs in float32 under "mixed_float16": only the rounding of the result to float16 differs."""
@@ -235,3 +307,16 @@ def test_spectrogram_under_mixed_precision_matches_float32_on_real_speech(real_d
     assert tuple(out.shape) == tuple(full.compute_output_shape(waves.shape)) == expected.shape
     # float16 keeps ~3 significant digits; log magnitudes of speech lie within about [-14, 6].
     np.testing.assert_allclose(np.asarray(out, "float32"), expected, rtol=5e-3, atol=2e-2)
+
+
+def test_waveform_normalization_under_mixed_precision_matches_float32_on_real_speech(real_data):
+    """The RMS and the scaling run in float32 under "mixed_float16": only the rounding of the result differs."""
+    waves = real_data.audio(4000)[:4]
+    expected = np.asarray(WaveformNormalization()(waves))
+    mixed = WaveformNormalization(dtype="mixed_float16")
+    assert mixed.input_dtype == "float32"
+    out = mixed(waves)
+    assert out.dtype == "float16"
+    np.testing.assert_allclose(np.sqrt(np.mean(expected**2, axis=-1)), 0.1, rtol=1e-5)
+    # float16 keeps ~3 significant digits; the normalised samples lie within a few units.
+    np.testing.assert_allclose(np.asarray(out, "float32"), expected, rtol=2e-3, atol=1e-4)
