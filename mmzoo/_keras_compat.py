@@ -11,6 +11,9 @@ only (``keras.src`` is imported nowhere else).
 * ``walk_layers(layer)``: a layer and all its sublayers, found with public
   means only (``Model.layers`` and ``Layer``-valued attributes); the test
   checks it against Keras's private ``Layer._flatten_layers``.
+* ``update_loss_tracker(model, loss, x)``: what Keras's own ``train_step``
+  does to report ``loss`` (the tracker is private), for ``train_step``
+  overrides such as ``mmzoo.balance.FusionModel``.
 """
 
 from __future__ import annotations
@@ -122,3 +125,20 @@ def walk_layers(layer, include_self=True):
         out.append(sub)
         queue.extend(_sublayers(sub))
     return out
+
+
+def update_loss_tracker(model, loss, x):
+    """Records ``loss`` in ``model``'s "loss" metric, exactly as Keras's TensorFlow ``train_step`` does.
+
+    Args:
+        model: A compiled ``keras.Model``.
+        loss: The scalar loss of the batch (before optimizer loss scaling).
+        x: The batch's inputs (their first tensor gives the batch size used
+            as the metric's sample weight).
+    """
+    import tensorflow as tf  # noqa: PLC0415
+    from keras import tree  # noqa: PLC0415
+    from keras.src.losses import loss as loss_module  # private: no public equivalent  # noqa: PLC0415
+
+    batch = tf.shape(next(i for i in tree.flatten(x) if i is not None))[0]
+    model._loss_tracker.update_state(loss_module.unscale_loss_for_distribution(loss), sample_weight=batch)

@@ -52,6 +52,13 @@ def fraction(name, value):
     return float(value)
 
 
+def non_negative_number(name, value):
+    """Returns ``value`` as a float if it is a real number >= 0, else raises ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+        raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}")
+    return float(value)
+
+
 def shape(name, value, rank):
     """Returns ``value`` as a tuple of ``rank`` positive ints."""
     items = positive_ints(name, value) if value is not None else ()

@@ -18,7 +18,7 @@ METADATA_FILE = "mmzoo_metadata.json"
 TOKENIZERS_DIR = "tokenizers"
 
 
-def build_metadata(model_name, task, class_names, input_specs, columns, signatures, head=None):
+def build_metadata(model_name, task, class_names, input_specs, columns, signatures, head=None, optional=()):
     """Assembles the metadata dict.
 
     Args:
@@ -31,6 +31,8 @@ def build_metadata(model_name, task, class_names, input_specs, columns, signatur
         signatures: Dict ``{signature: {"inputs": [...], "outputs": [...]}}``.
         head: The model's head config (``mmzoo.heads.Head.get_config``: kind,
             units, class names, ``threshold``, ``top_k``), or ``None``.
+        optional: Names of inputs that may be absent (all zeros in
+            ``serving_default``, an empty string in ``serving_raw``).
 
     Returns:
         A JSON-able dict. ``task``, ``class_names`` and ``threshold``
@@ -40,6 +42,10 @@ def build_metadata(model_name, task, class_names, input_specs, columns, signatur
     inputs = {}
     for name, spec in input_specs.items():
         entry = {"dtype": spec.dtype.name, "shape": [None] + [int(d) for d in spec.shape[1:]]}
+        entry["optional"] = name in optional
+        entry["absent_encoding"] = (
+            "all zeros (serving_default) or an empty string (serving_raw)" if name in optional else None
+        )
         entry["raw"] = columns.get(name)
         if entry["raw"] and entry["raw"]["kind"] == "text":
             entry["raw"]["tokenizer_dir"] = f"assets/{TOKENIZERS_DIR}/{name}"

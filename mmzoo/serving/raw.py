@@ -10,6 +10,13 @@ Checks run first, in the graph, and fail with a
 ``tf.errors.InvalidArgumentError`` whose message names the input: an empty
 batch, inputs of different batch sizes, and bytes whose header is not the
 expected format (e.g. a PNG where WAV is expected).
+
+Absent inputs. For a model trained to handle a missing modality (one with a
+``mmzoo.balance.ModalityDropout`` layer: ``compose(modality_dropout=...)``),
+the inputs it gates are *optional*: an empty string for an example decodes to
+the all-zeros input that the model reads as "this modality is absent"
+(a black image, a silent waveform, all-padding token ids, zeros for tabular
+columns). For other inputs an empty string is an error as before.
 """
 
 from __future__ import annotations
@@ -104,10 +111,12 @@ def column_config(column):
 
 
 def _has_prefix(strings, prefix, offset=0):
-    return tf.equal(tf.strings.substr(strings, offset, len(prefix)), prefix)
+    # Padded first: substr fails on strings shorter than ``offset`` (an empty or truncated request).
+    padded = tf.strings.join([strings, b"\0" * (offset + len(prefix))])
+    return tf.equal(tf.strings.substr(padded, offset, len(prefix)), prefix)
 
 
-def _check_header(name, kind, strings):
+def _check_header(name, kind, strings, optional=False):
     if kind == "image":
         ok = tf.zeros_like(strings, dtype=tf.bool)
         for magic in IMAGE_MAGIC.values():
@@ -118,6 +127,9 @@ def _check_header(name, kind, strings):
         expected = "WAV bytes (RIFF/WAVE header)"
     else:
         return []
+    if optional:
+        ok = tf.logical_or(ok, tf.equal(strings, ""))
+        expected += " or an empty string (absent)"
     bad = tf.cast(tf.where(tf.logical_not(ok)), tf.int32)
     return [
         tf.debugging.Assert(
@@ -128,14 +140,14 @@ def _check_header(name, kind, strings):
     ]
 
 
-def _checked_strings(name, kind, strings):
+def _checked_strings(name, kind, strings, optional=False):
     """``strings`` behind the empty-batch and header checks of input ``name``."""
     checks = [
         tf.debugging.assert_positive(
             tf.size(strings), message=f"serving input `{name}`: empty batch (expected at least one example)"
         )
     ]
-    checks += _check_header(name, kind, strings)
+    checks += _check_header(name, kind, strings, optional)
     with tf.control_dependencies(checks):
         return tf.identity(strings)
 
@@ -167,7 +179,14 @@ def decode(name, column, strings):
     return decode_all({name: column}, {name: strings})[name]
 
 
-def decode_all(columns, inputs, parallel_iterations=32):
+def _zero_where_absent(decoded, strings):
+    """Sets the examples whose raw string is empty to all zeros."""
+    absent = tf.equal(strings, "")
+    shape = tf.concat([tf.shape(absent), tf.ones([tf.rank(decoded) - 1], tf.int32)], axis=0)
+    return tf.where(tf.reshape(absent, shape), tf.zeros_like(decoded), decoded)
+
+
+def decode_all(columns, inputs, parallel_iterations=32, optional=()):
     """Decodes a call's raw inputs, each with its column spec.
 
     Text is tokenized as a batch; encoded images and WAVs are decoded example
@@ -179,6 +198,8 @@ def decode_all(columns, inputs, parallel_iterations=32):
         columns: Dict of ``ImageColumn``/``AudioColumn``/``TextColumn`` keyed by input name.
         inputs: Dict of ``tf.string`` ``(batch,)`` keyed by the same names.
         parallel_iterations: Examples decoded concurrently.
+        optional: Names of inputs that may be absent: an empty string
+            decodes to all zeros (see the module docstring).
 
     Returns:
         Dict of decoded batches (float32 images/waveforms, int32 token ids).
@@ -207,19 +228,32 @@ def decode_all(columns, inputs, parallel_iterations=32):
         column = columns[name]
         kind = raw_kind(column)
         with tf.name_scope(f"decode_{name}"):
-            strings = _checked_strings(name, kind, inputs[name])
+            strings = _checked_strings(name, kind, inputs[name], name in optional)
             if kind in ("numeric", "categorical"):
-                out[name] = column.decode(strings)
+                if name in optional:  # decode "" as a valid placeholder row, then zero it
+                    placeholder = ",".join(["0"] * column.width) if kind == "numeric" else "\x1f".join(
+                        [""] * column.width)
+                    decoded = column.decode(tf.where(tf.equal(strings, ""), placeholder, strings))
+                    out[name] = _zero_where_absent(decoded, strings)
+                else:
+                    out[name] = column.decode(strings)
             elif kind == "text":
-                ids = column.tokenizer(strings)
-                out[name] = tf.ensure_shape(tf.cast(ids, tf.int32), (None, column.tokenizer.sequence_length))
+                ids = tf.ensure_shape(tf.cast(column.tokenizer(strings), tf.int32),
+                                      (None, column.tokenizer.sequence_length))
+                out[name] = _zero_where_absent(ids, strings) if name in optional else ids
             else:
                 files.append((name, strings))
     if files:
         names = [n for n, _ in files]
 
+        def decode_one(n, b):
+            if n not in optional:
+                return columns[n].decode_bytes(b)
+            zeros = tf.zeros(decoded_shape(columns[n]), tf.float32)
+            return tf.cond(tf.equal(b, ""), lambda: zeros, lambda: tf.cast(columns[n].decode_bytes(b), tf.float32))
+
         def decode_example(example):
-            return tuple(columns[n].decode_bytes(b) for n, b in zip(names, example))
+            return tuple(decode_one(n, b) for n, b in zip(names, example))
 
         specs = tuple(tf.TensorSpec(decoded_shape(columns[n]), tf.float32) for n in names)
         if len(files) > 1:

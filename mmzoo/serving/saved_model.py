@@ -13,7 +13,9 @@ An export holds these signatures (``keras.export.ExportArchive``):
 * ``serving_raw``: ``tf.string`` ``(None,)`` per input (encoded image bytes,
   WAV bytes, UTF-8 text) -> the same outputs. Decoding and tokenizing run in
   the serving function with the ``mmzoo.data`` column specs of training; the
-  tokenizers' tables are part of the SavedModel.
+  tokenizers' tables are part of the SavedModel. Inputs the model can do
+  without (``compose(modality_dropout=...)``) are ``optional`` in the
+  metadata: an empty string marks that modality absent for that example.
 * ``metadata``: no inputs -> ``{"json": ...}``, the export's contract.
 * For a ``mmzoo.retrieval.DualEncoder``: ``serving_default`` returns
   ``image_embedding`` and ``text_embedding``, and ``embed_image`` /
@@ -35,6 +37,7 @@ import warnings
 import keras
 import tensorflow as tf
 
+from mmzoo import balance
 from mmzoo.data import ImageColumn
 from mmzoo.serving import metadata as metadata_lib
 from mmzoo.serving import outputs as outputs_lib
@@ -146,11 +149,11 @@ def _tensor_fn(fn):
     return serve
 
 
-def _raw_fn(fn, columns):
+def _raw_fn(fn, columns, optional=()):
     """The raw endpoint: decode each input with its column spec, check, then ``fn``."""
 
     def serve(inputs):
-        return fn(_checked(raw_lib.decode_all(columns, inputs)))
+        return fn(_checked(raw_lib.decode_all(columns, inputs, optional=optional)))
 
     return serve
 
@@ -230,6 +233,7 @@ def export(model, path, preprocessing=None, class_names=None, threshold=None, ta
     else:
         resolved = outputs_lib.resolve_task(model, task, class_names, threshold, default_class_names=preset_names)
     task, class_names, threshold = resolved["task"], resolved["class_names"], resolved["threshold"]
+    optional = balance.optional_inputs(model) if encoders is None else []
     path = _prepare_folder(path)
 
     archive = keras.export.ExportArchive()
@@ -248,12 +252,12 @@ def export(model, path, preprocessing=None, class_names=None, threshold=None, ta
         signatures[endpoint] = {"inputs": names, "outputs": output_names, "raw": False}
         if columns:
             raw_specs = {n: tf.TensorSpec((None,), tf.string, name=n) for n in names}
-            archive.add_endpoint(_raw_name(endpoint), _raw_fn(fn, columns), input_signature=[raw_specs])
+            archive.add_endpoint(_raw_name(endpoint), _raw_fn(fn, columns, optional), input_signature=[raw_specs])
             signatures[_raw_name(endpoint)] = {"inputs": names, "outputs": output_names, "raw": True}
 
     raw_configs = {n: raw_lib.column_config(c) for n, c in columns.items()}
     metadata = metadata_lib.build_metadata(
-        model.name, task, class_names, input_specs, raw_configs, signatures, head=resolved["head"]
+        model.name, task, class_names, input_specs, raw_configs, signatures, head=resolved["head"], optional=optional
     )
     metadata["signatures"]["metadata"] = {"inputs": [], "outputs": ["json"], "raw": False}
     metadata_json = json.dumps(metadata, indent=2, sort_keys=True)
