@@ -45,6 +45,10 @@ def _interpreter_class():
     return Interpreter
 
 
+CALIBRATION_PROGRESS_MIN = 100
+"""int8 calibration on at least this many examples shows a progress bar."""
+
+
 def _representative(representative_data, names, num_examples):
     if representative_data is None:
         raise ValueError(
@@ -60,10 +64,18 @@ def _representative(representative_data, names, num_examples):
     if count == 0:
         raise ValueError("`representative_data` holds no examples.")
 
+    total = min(count, num_examples)
+
     def generate():
-        for i in range(min(count, num_examples)):
+        progress = None
+        if total >= CALIBRATION_PROGRESS_MIN:
+            print(f"int8 calibration on {total} examples")
+            progress = keras.utils.Progbar(total, unit_name="example")
+        for i in range(total):
             yield {k: np.asarray(v[i : i + 1], np.float32 if np.asarray(v).dtype.kind == "f" else np.int32)
                    for k, v in representative_data.items()}
+            if progress is not None:
+                progress.update(i + 1)
 
     return generate
 

@@ -354,3 +354,15 @@ def test_keras_hub_tokenizer_matches_preprocessor_and_reloads_offline(tmp_path, 
     ]
     with pytest.raises(ValueError, match="Received: vocabulary_size=100"):
         KerasHubTokenizer.fit(TEXTS, 4, vocabulary_size=100, preprocessor=preprocessor)
+
+
+def test_fitting_on_many_texts_shows_progress(capsys, monkeypatch):
+    from mmzoo.data.tokenizers import base
+
+    monkeypatch.setattr(base, "PROGRESS_MIN_TEXTS", 10)
+    texts = [f"a smiling face number {i}" for i in range(5000)]
+    tokenizers.VocabTokenizer.fit(texts, 8)
+    out = capsys.readouterr().out
+    assert "VocabTokenizer.fit: counting words" in out and "5000/5000" in out
+    tokenizers.VocabTokenizer.fit(texts[:5], 8)
+    assert "counting words" not in capsys.readouterr().out

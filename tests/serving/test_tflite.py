@@ -45,9 +45,11 @@ def test_float_conversions_match_keras(trained, float_tflite, tmp_path, quantize
 
 
 @pytest.mark.parametrize("quantize", ["dynamic", "int8"])
-def test_quantized_accuracy_drop_is_bounded(trained, tmp_path, quantize):
+def test_quantized_accuracy_drop_is_bounded(trained, tmp_path, quantize, capsys):
     model, x_train, x_test, y_test = trained
     path = tflite.export_tflite(model, str(tmp_path / "m.tflite"), quantize=quantize, representative_data=x_train)
+    if quantize == "int8":  # calibration on 200 examples shows a progress bar
+        assert "int8 calibration on 200 examples" in capsys.readouterr().out
     report = tflite.compare_with_float(model, path, x_test, y_test)
     print(f"{quantize}: {report}")
     assert report["float_accuracy"] > 0.6, report

@@ -133,10 +133,32 @@ def text_list(texts):
     return texts
 
 
-def chunks(texts):
-    """Eager ``tf.string`` batches of at most 4,096 texts."""
+PROGRESS_MIN_TEXTS = 50_000
+"""Tokenizer fitting on at least this many texts shows a progress bar."""
+
+
+def chunks(texts, description=None):
+    """Eager ``tf.string`` batches of at most 4,096 texts.
+
+    Args:
+        texts: A list of ``str``.
+        description: What the pass does (printed with a ``keras.utils.Progbar``
+            over the texts when there are at least ``PROGRESS_MIN_TEXTS``);
+            ``None`` for no progress bar.
+
+    Yields:
+        ``tf.string`` tensors of up to 4,096 texts, in order.
+    """
+    progress = None
+    if description and len(texts) >= PROGRESS_MIN_TEXTS:
+        import keras  # noqa: PLC0415
+
+        print(description)
+        progress = keras.utils.Progbar(len(texts), unit_name="text")
     for start in range(0, len(texts), _BATCH):
         yield tf.constant(texts[start : start + _BATCH], tf.string)
+        if progress is not None:
+            progress.update(min(start + _BATCH, len(texts)))
 
 
 def optional_vocabulary_size(value, minimum):
@@ -226,7 +248,7 @@ class Tokenizer(tf.Module):
         """
         texts = text_list(texts)
         truncated = longest = tokens = unknown = 0
-        for batch in chunks(texts):
+        for batch in chunks(texts, "Tokenizer.coverage: tokenizing"):
             ids = self.ragged_ids(batch)
             lengths = ids.row_lengths().numpy()
             truncated += int((lengths > self.sequence_length).sum())

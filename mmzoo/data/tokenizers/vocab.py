@@ -129,7 +129,7 @@ class VocabTokenizer(base.Tokenizer):
         min_count = check.positive_int("min_count", min_count)
         probe = cls([], sequence_length, lower=lower, split=split)
         counts = collections.Counter()
-        for batch in base.chunks(texts):
+        for batch in base.chunks(texts, "VocabTokenizer.fit: counting words"):
             counts.update(w.decode("utf-8") for w in probe.words(batch).flat_values.numpy())
         ranked = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
         ranked = [w for w in ranked if w not in (base.PAD_TOKEN, base.OOV_TOKEN)]

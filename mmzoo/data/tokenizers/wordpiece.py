@@ -132,7 +132,7 @@ def count_words(texts, lower):
     )
     normalizer = tf_text.FastBertNormalizer(lower_case_nfd_strip_accents=bool(lower))
     counts = collections.Counter()
-    for batch in base.chunks(texts):
+    for batch in base.chunks(texts, "WordPieceTokenizer.fit: counting words"):
         tokens, starts, ends = splitter.tokenize_with_offsets(batch)
         words = tf.strings.substr(
             tf.gather(batch, tokens.value_rowids()), starts.flat_values, ends.flat_values - starts.flat_values
