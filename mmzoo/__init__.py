@@ -40,6 +40,7 @@ _LAZY = {
     "fit": ("mmzoo.training.fit", "fit"),
     "evaluate": ("mmzoo.training.evaluate", "evaluate"),
     "compare": ("mmzoo.training.compare", "compare"),
+    "explain": ("mmzoo.explanations", "explain"),
 }
 
 __all__ = sorted(_LAZY)

@@ -1,4 +1,5 @@
-"""The ``mmzoo`` command: ``train``, ``list``, ``fit``, ``evaluate``, ``compare``, ``predict``, ``export-tflite``.
+"""The ``mmzoo`` command: ``train``, ``list``, ``fit``, ``evaluate``, ``compare``, ``predict``, ``explain``,
+``export-tflite``.
 
 Arguments are parsed before TensorFlow is imported, so ``--help`` and bad
 options answer at once. TensorFlow's own log (its C++ log, the CUDA probing
@@ -16,6 +17,7 @@ import re
 import sys
 import tempfile
 
+from mmzoo.cli import explain as explain_cli
 from mmzoo.cli import export_tflite as tflite_cli
 from mmzoo.cli import fit as fit_cli
 from mmzoo.cli import predict
@@ -26,6 +28,7 @@ _RUNNERS = {
     "evaluate": (fit_cli, fit_cli.FitCommandError),
     "compare": (fit_cli, fit_cli.FitCommandError),
     "predict": (predict, predict.PredictError),
+    "explain": (explain_cli, explain_cli.ExplainError),
     "export-tflite": (tflite_cli, tflite_cli.ExportTFLiteError),
 }
 # Lines TensorFlow writes to stderr while it is imported, before its log level applies
@@ -84,6 +87,7 @@ def _parser():
     train.add_argument("--tiny", action="store_true", help="the zoo's tiny version of the model (smoke runs, tests)")
     fit_cli.add_parsers(sub)
     predict.add_parser(sub)
+    explain_cli.add_parser(sub)
     tflite_cli.add_parser(sub)
     for subparser in sub.choices.values():
         # Also accepted after the subcommand; SUPPRESS keeps the value given before it.

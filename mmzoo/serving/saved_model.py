@@ -17,6 +17,9 @@ An export holds these signatures (``keras.export.ExportArchive``):
   without (``compose(modality_dropout=...)``) are ``optional`` in the
   metadata: an empty string marks that modality absent for that example.
 * ``metadata``: no inputs -> ``{"json": ...}``, the export's contract.
+* ``assets/model.keras``: for models of up to 32 MB of weights, the Keras
+  model itself, which ``mmzoo explain`` uses for spectrogram saliency and
+  attention weights (serving never reads it).
 * For a ``mmzoo.retrieval.DualEncoder``: ``serving_default`` returns
   ``image_embedding`` and ``text_embedding``, and ``embed_image`` /
   ``embed_text`` (and their ``_raw`` forms) run one encoder alone.
@@ -277,8 +280,27 @@ def export(model, path, preprocessing=None, class_names=None, threshold=None, ta
         for name, column in columns.items():
             if raw_lib.raw_kind(column) == "text":
                 column.tokenizer.save(os.path.join(assets, metadata_lib.TOKENIZERS_DIR, name))
+        if encoders is None:
+            _save_keras_copy(model, assets)
         shutil.move(staging, path)
     return path
+
+
+KERAS_COPY = "model.keras"
+KERAS_COPY_MAX_BYTES = 32 * 2**20
+"""Models whose weights take at most this many bytes get a ``.keras`` copy in the export's assets."""
+
+
+def _save_keras_copy(model, assets):
+    """Writes ``assets/model.keras`` (for ``mmzoo explain``'s gradients and attention weights) for small models."""
+    size = sum(int(w.numpy().nbytes) for w in model.weights)
+    if size > KERAS_COPY_MAX_BYTES:
+        return
+    try:
+        model.save(os.path.join(assets, KERAS_COPY))
+    except (TypeError, ValueError, NotImplementedError) as error:  # e.g. a custom layer without get_config
+        warnings.warn(f"mmzoo.export: no {KERAS_COPY} copy in the export ({error}); serving is unaffected.",
+                      stacklevel=3)
 
 
 def load(path):
