@@ -30,7 +30,12 @@ def test_projections_when_widths_differ_or_units_given():
     assert mul([A, B]).shape == (4, 5)
 
 
-@pytest.mark.parametrize("make", [fusion.add, fusion.multiply, fusion.weighted_sum, fusion.attention])
+def attention_sum(units=None):
+    """``fusion.attention`` with the summed output (``(batch, units)``, like the other element-wise fusions)."""
+    return fusion.attention(units=units, output_mode="sum")
+
+
+@pytest.mark.parametrize("make", [fusion.add, fusion.multiply, fusion.weighted_sum, attention_sum])
 def test_default_projection_width_is_the_narrowest_input_capped(make):
     wide = np.zeros((2, 300), "float32")
     wider = np.zeros((2, 1000), "float32")
@@ -70,7 +75,7 @@ def test_default_fusions_on_flattened_av_digits_branches_stay_small():
 
 def test_fusions_under_mixed_precision_compute_in_float16_with_float32_weights():
     x = [A, C]
-    for make in (fusion.add, fusion.multiply, fusion.weighted_sum, fusion.attention):
+    for make in (fusion.add, fusion.multiply, fusion.weighted_sum, attention_sum, fusion.attention):
         reference = make()
         layer = type(reference).from_config({**reference.get_config(), "dtype": "mixed_float16"})
         out = layer(x)
@@ -93,8 +98,20 @@ def test_weighted_sum_starts_equal_and_is_softmax_normalised():
     np.testing.assert_allclose(layer([A, B]), w[0] * A + w[1] * B, rtol=1e-5)
 
 
-def test_attention_weights_are_per_example_and_sum_to_one():
+def test_attention_concat_output_is_the_inputs_scaled_by_their_weights():
     layer = fusion.attention(units=8, attention_dim=4)
+    out = np.asarray(layer([A, C]))
+    weights = np.asarray(layer.compute_weights([A, C]))
+    np.testing.assert_allclose(out, np.concatenate([A * 2 * weights[:, :1], C * 2 * weights[:, 1:]], 1), rtol=1e-5)
+    # Each modality keeps at least uniform_mix / M of the weight, so none can be switched off.
+    assert weights.min() >= 0.25 - 1e-6
+    # An absent modality (all-zeros features) gets weight 0; the present one all of it.
+    absent = np.asarray(layer.compute_weights([A, np.zeros_like(C)]))
+    np.testing.assert_allclose(absent, np.tile([[1.0, 0.0]], (len(A), 1)), atol=1e-6)
+
+
+def test_attention_weights_are_per_example_and_sum_to_one():
+    layer = fusion.attention(units=8, attention_dim=4, output_mode="sum")
     out = layer([A, C])
     assert out.shape == (4, 8)
     weights = np.asarray(layer.compute_weights([A, C]))

@@ -193,17 +193,17 @@ class LayerHarnessTest(testing.TestCase):
         )
 
     @parameterized.named_parameters(
-        ("add", fusion.AddFusion, 0),
-        ("multiply", fusion.MultiplyFusion, 0),
-        ("weighted_sum", fusion.WeightedSumFusion, 1),
-        ("attention", fusion.AttentionFusion, attention_weight_count),
+        ("add", fusion.AddFusion, 0, {}),
+        ("multiply", fusion.MultiplyFusion, 0, {}),
+        ("weighted_sum", fusion.WeightedSumFusion, 1, {}),
+        ("attention", fusion.AttentionFusion, attention_weight_count, {"output_mode": "sum"}),
     )
-    def test_projecting_fusions(self, cls, own_weights):
+    def test_projecting_fusions(self, cls, own_weights, extra):
         own_weights = own_weights(2) if callable(own_weights) else own_weights
         # Unequal widths: two Dense projections (kernel + bias each) to the default width, the narrowest.
         self.run_layer_test(
             cls,
-            {},
+            dict(extra),
             input_shape=TWO_WIDTHS,
             expected_output_shape=(2, 3),
             expected_output_dtype="float32",
@@ -212,7 +212,7 @@ class LayerHarnessTest(testing.TestCase):
         # Explicit units.
         self.run_layer_test(
             cls,
-            {"units": 5},
+            {"units": 5, **extra},
             input_shape=TWO_WIDTHS,
             expected_output_shape=(2, 5),
             expected_output_dtype="float32",
@@ -220,20 +220,30 @@ class LayerHarnessTest(testing.TestCase):
         )
 
     @parameterized.named_parameters(
-        ("add", fusion.AddFusion, 0),
-        ("multiply", fusion.MultiplyFusion, 0),
-        ("weighted_sum", fusion.WeightedSumFusion, 1),
-        ("attention", fusion.AttentionFusion, attention_weight_count),
+        ("add", fusion.AddFusion, 0, {}),
+        ("multiply", fusion.MultiplyFusion, 0, {}),
+        ("weighted_sum", fusion.WeightedSumFusion, 1, {}),
+        ("attention", fusion.AttentionFusion, attention_weight_count, {"output_mode": "sum"}),
     )
-    def test_projecting_fusions_with_equal_widths_add_no_projection(self, cls, own_weights):
+    def test_projecting_fusions_with_equal_widths_add_no_projection(self, cls, own_weights, extra):
         own_weights = own_weights(3) if callable(own_weights) else own_weights
         self.run_layer_test(
             cls,
-            {},
+            dict(extra),
             input_shape=((2, 4), (2, 4), (2, 4)),
             expected_output_shape=(2, 4),
             expected_output_dtype="float32",
             expected_num_trainable_weights=own_weights,
+        )
+
+    def test_attention_fusion_concat_output(self):
+        self.run_layer_test(
+            fusion.AttentionFusion,
+            {},
+            input_shape=TWO_WIDTHS,
+            expected_output_shape=(2, 9),
+            expected_output_dtype="float32",
+            expected_num_trainable_weights=4 + attention_weight_count(2),
         )
 
     @parameterized.named_parameters(("mean", "mean", 0), ("sum", "sum", 0), ("weighted", "weighted", 1))
