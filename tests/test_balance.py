@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import keras
@@ -10,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import mmzoo
-from mmzoo import balance, branches, heads
+from mmzoo import balance, branches, cli, heads
 from mmzoo.datasets import av_digits_recipe as recipe
 
 
@@ -101,7 +102,7 @@ def test_balance_options_are_checked():
         mmzoo.compose([branches.image_cnn((28, 28, 1), filters=(4,), name="image")], modality_dropout=0.2)
 
 
-def test_export_serves_a_request_with_a_modality_absent(av_data, tmp_path):
+def test_export_serves_a_request_with_a_modality_absent(av_data, tmp_path, capsys):
     """The exported model answers with the audio absent (empty string) exactly as the Keras model with audio zeros."""
     train_ds, (x, _) = av_data
     model = _av_model(modality_dropout=0.5)
@@ -124,6 +125,15 @@ def test_export_serves_a_request_with_a_modality_absent(av_data, tmp_path):
     both = served.signatures["serving_raw"](image=pngs, audio=wavs)["probabilities"].numpy()
     np.testing.assert_allclose(mixed.numpy()[1:], both[1:], atol=1e-5)
     assert not np.allclose(mixed.numpy()[0], both[0], atol=1e-4)
+
+    # `mmzoo predict` without --audio: the audio is absent, the answer the one above.
+    png_path = os.path.join(tmp_path, "digit.png")
+    with open(png_path, "wb") as f:
+        f.write(pngs[0].numpy())
+    assert cli.main(["predict", path, "--image", png_path, "--json"]) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "(audio absent)" in record["example"]
+    assert record["predictions"][0]["class"] == recipe.CLASS_NAMES[int(raw[0].argmax())]
 
 
 def test_a_model_without_modality_dropout_refuses_an_empty_input(av_data, tmp_path):

@@ -93,6 +93,9 @@ def _gather(args, inputs):
             column = []
             for i, row in enumerate(rows):
                 if name not in row or row[name] in (None, ""):
+                    if spec.get("optional"):
+                        column.append("")  # absent: the model was trained to do without it
+                        continue
                     raise PredictError(f"--manifest: {args.manifest} example {i + 1}: missing input {name!r}")
                 value = str(row[name])
                 column.append(value if spec["kind"] == "text" else os.path.join(folder, value))
@@ -104,14 +107,18 @@ def _gather(args, inputs):
     extra = sorted(set(flagged) - set(inputs))
     if extra:
         raise PredictError(f"--{extra[0]}: this model has no {extra[0]!r} input; its inputs: {sorted(inputs)}")
-    missing = [name for name in inputs if name not in flagged]
+    missing = [name for name in inputs if name not in flagged and not inputs[name].get("optional")]
     if missing:
         hint = "" if missing[0] in FLAG_INPUTS else " (use --manifest for inputs without a flag)"
         raise PredictError(f"missing input {missing[0]!r}: this model needs {sorted(inputs)}{hint}")
+    if not flagged:
+        raise PredictError(f"give at least one input; this model's inputs (all optional): {sorted(inputs)}")
     counts = {name: len(v) for name, v in flagged.items()}
     if len(set(counts.values())) > 1:
         raise PredictError(f"every input needs the same number of values; received {counts}")
-    return flagged
+    count = next(iter(counts.values()))
+    # An optional input left out is absent: the empty string of the serving_raw contract.
+    return {name: flagged.get(name, [""] * count) for name in inputs}
 
 
 def _read_file(name, kind, path):
@@ -156,7 +163,7 @@ def predict(served, values):
         PredictError: If a file is missing, of the wrong format, or cannot be decoded.
     """
     kinds = {name: spec["raw"]["kind"] for name, spec in served.inputs.items()}
-    raw = {name: [v if kinds[name] == "text" else _read_file(name, kinds[name], v) for v in vs]
+    raw = {name: [v if kinds[name] == "text" or v == "" else _read_file(name, kinds[name], v) for v in vs]
            for name, vs in values.items()}
     try:
         return served.predict_raw(raw)
@@ -250,11 +257,16 @@ def run(args):
     if args.top_k < 1:
         raise PredictError(f"--top-k must be a positive integer. Received: {args.top_k}")
     served = load_export(args.path)
-    inputs = {name: spec["raw"] for name, spec in served.inputs.items()}
+    inputs = {name: {**spec["raw"], "optional": bool(spec.get("optional"))} for name, spec in served.inputs.items()}
     values = _gather(args, inputs)
     count = len(next(iter(values.values())))
-    labels = [" ".join(os.path.basename(values[n][i]) if inputs[n]["kind"] != "text" else repr(values[n][i])
-                       for n in sorted(values)) for i in range(count)]
+
+    def shown(name, value):
+        if value == "" and inputs[name]["optional"]:
+            return f"({name} absent)"
+        return repr(value) if inputs[name]["kind"] == "text" else os.path.basename(value)
+
+    labels = [" ".join(shown(n, values[n][i]) for n in sorted(values)) for i in range(count)]
     outputs = predict(served, values)
     for line in format_predictions(outputs, served.class_names, labels, args.top_k, args.json, task=served.task):
         print(line)
