@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 
-FUSIONS = ("auto", "concat", "add", "weighted_sum", "attention", "late")
+FUSIONS = ("auto", "concat", "add", "weighted_sum", "attention", "gated", "low_rank", "late", "ensemble")
 
 
 class FitCommandError(ValueError):
@@ -67,7 +67,7 @@ def add_parsers(subparsers):
 
     compare = subparsers.add_parser("compare", help="every single input and each fusion on one split, several seeds")
     _data_arguments(compare)
-    compare.add_argument("--fusions", default="concat,late,attention", metavar="A,B",
+    compare.add_argument("--fusions", default="concat,attention,ensemble", metavar="A,B",
                          help="fusion kinds to compare (default: %(default)s)")
     compare.add_argument("--seeds", type=int, default=3, help="seeds per model (default: %(default)s)")
 

@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-DEFAULT_FUSIONS = ("concat", "late", "attention")
+DEFAULT_FUSIONS = ("concat", "attention", "ensemble")
 
 
 @dataclasses.dataclass

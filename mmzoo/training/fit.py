@@ -42,8 +42,8 @@ from mmzoo.data import inference
 
 logger = logging.getLogger("mmzoo")
 
-FUSION_CHOICES = ("concat", "add", "weighted_sum", "attention", "late")
-AUTO_FUSIONS = ("concat", "late", "attention")
+FUSION_CHOICES = ("concat", "add", "weighted_sum", "attention", "gated", "low_rank", "late", "ensemble")
+AUTO_FUSIONS = ("concat", "attention", "ensemble")
 TEXT_INPUT = "text"
 MAX_IMAGE_SIDE = 64
 MAX_AUDIO_SECONDS = 2.0
@@ -414,19 +414,23 @@ def _text_column(manifest, columns):
 
 
 def build_model(plan, train_manifest, fusion="concat", hidden=(128,), dropout=0.3, learning_rate=1e-3, model="auto",
-                width=1.0):
+                width=1.0, balance=None):
     """The model ``fit`` trains: one branch per input sized to the data, a fusion, the label's head.
 
     Args:
         plan: The ``DataPlan``.
         train_manifest: Training rows (numeric statistics are computed on them).
         fusion: A ``mmzoo.fusion`` kind (``"concat"``, ``"add"``, ``"weighted_sum"``,
-            ``"attention"``, ``"late"``).
+            ``"attention"``, ``"late"``) or ``"ensemble"`` (late fusion with
+            learned weights, trained by ``mmzoo.training.ensemble``).
         hidden: Dense widths after the fusion.
         dropout: Dropout after each hidden layer.
         learning_rate: Adam learning rate.
         model: ``"auto"`` or a zoo model name (built with the data's geometry as overrides).
         width: Multiplier of the branches' widths (used by the search).
+        balance: ``compose`` options against modality imbalance
+            (``modality_dropout``, ``auxiliary_loss_weight``,
+            ``gradient_modulation``), or None. Ignored with one input.
 
     Returns:
         A compiled ``keras.Model`` whose inputs are ``plan.features``' names.
@@ -464,9 +468,13 @@ def build_model(plan, train_manifest, fusion="concat", hidden=(128,), dropout=0.
         # largest (batch-normalised image maps vs small initial embeddings) does not drown the others.
         parts = [dataclasses.replace(b, features=keras.layers.LayerNormalization(name=f"{b.name}_feature_norm")(
             b.features)) for b in parts]
-    fusion_layer = fusion_lib.late("mean") if fusion == "late" else fusion_lib.get(fusion)
+    if fusion in ("late", "ensemble"):
+        fusion_layer = fusion_lib.late("weighted" if fusion == "ensemble" else "mean")
+    else:
+        fusion_layer = fusion_lib.get(fusion)
+    balance = dict(balance or {}) if len(parts) > 1 else {}
     return composition.compose(parts, fusion=fusion_layer, head=_head(plan), hidden=hidden, dropout=dropout,
-                               learning_rate=learning_rate, name="mmzoo_fit")
+                               learning_rate=learning_rate, name="mmzoo_fit", **balance)
 
 
 def _head(plan):
@@ -615,7 +623,8 @@ def _deadline_callback(deadline):
 
 
 def _train_once(plan, train_manifest, valid_manifest, *, fusion, model, seed, epochs, batch_size, learning_rate,
-                dropout, hidden, width, patience, callbacks, tensorboard, verbose, on_error, deadline=None):
+                dropout, hidden, width, patience, callbacks, tensorboard, verbose, on_error, balance=None,
+                deadline=None):
     import time  # noqa: PLC0415
 
     import keras  # noqa: PLC0415
@@ -624,7 +633,7 @@ def _train_once(plan, train_manifest, valid_manifest, *, fusion, model, seed, ep
     train_ds = _datasets(plan, train_manifest, batch_size, seed, True, on_error)
     valid_ds = _datasets(plan, valid_manifest, batch_size, seed, False, on_error)
     net = build_model(plan, train_manifest, fusion=fusion, hidden=hidden, dropout=dropout,
-                      learning_rate=learning_rate, model=model, width=width)
+                      learning_rate=learning_rate, model=model, width=width, balance=balance)
     monitor = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
     all_callbacks = [monitor, *callbacks]
     if deadline is not None:
@@ -632,11 +641,22 @@ def _train_once(plan, train_manifest, valid_manifest, *, fusion, model, seed, ep
     if tensorboard:
         all_callbacks.append(keras.callbacks.TensorBoard(log_dir=os.fspath(tensorboard)))
     start = time.perf_counter()
-    history = net.fit(train_ds, validation_data=valid_ds, epochs=epochs, callbacks=all_callbacks, verbose=verbose,
-                      shuffle=False)  # the pipeline shuffles (seeded)
-    seconds = time.perf_counter() - start
+    if fusion == "ensemble" and len(plan.features) > 1:
+        from mmzoo.training import ensemble  # noqa: PLC0415
+
+        branches = ensemble.fit_branches(net, train_ds, valid_ds, epochs, learning_rate=learning_rate,
+                                         patience=patience, callbacks=all_callbacks[1:], verbose=verbose)
+        weights = ensemble.fit_fusion_weights(net, valid_ds)
+        history = {f"{name}_{key}": values for name, run in branches.items() for key, values in run["history"].items()}
+        info = {"best_epoch": max(run["best_epoch"] for run in branches.values()),
+                "best_epochs": {name: run["best_epoch"] for name, run in branches.items()}, "weights": weights}
+    else:
+        fitted = net.fit(train_ds, validation_data=valid_ds, epochs=epochs, callbacks=all_callbacks, verbose=verbose,
+                         shuffle=False)  # the pipeline shuffles (seeded)
+        history, info = fitted.history, {"best_epoch": int(monitor.best_epoch) + 1}
+    info["seconds"] = round(time.perf_counter() - start, 1)
     report = evaluate_model(net, valid_ds, plan)
-    return net, history.history, report, {"best_epoch": int(monitor.best_epoch) + 1, "seconds": round(seconds, 1)}
+    return net, history, report, info
 
 
 def fit(
@@ -649,6 +669,9 @@ def fit(
     model="auto",
     fusion="auto",
     modalities=None,
+    modality_dropout=0.0,
+    auxiliary_loss_weight=None,
+    gradient_modulation=None,
     epochs=30,
     batch_size=32,
     learning_rate=1e-3,
@@ -691,9 +714,19 @@ def fit(
             each branch's features are layer-normalised before the fusion)
             or a zoo model name.
         fusion: A fusion kind (``"concat"``, ``"add"``, ``"weighted_sum"``,
-            ``"attention"``, ``"late"``) or ``"auto"``: the best on validation
-            among ``concat``, ``late`` and ``attention`` (one input: none).
+            ``"attention"``, ``"late"``), ``"ensemble"`` (each modality's
+            branch trained alone, then their logits combined with weights fit
+            on validation: ``mmzoo.training.ensemble``) or ``"auto"``: the
+            best on validation among ``concat``, ``attention`` and
+            ``ensemble`` (one input: none).
         modalities: Use only these inputs (e.g. ``("text",)``): single-modality baselines.
+        modality_dropout: Rate of whole-modality dropout at train time; the
+            trained model also answers with a modality absent (all-zeros
+            input; an empty field in ``serving_raw``). See ``mmzoo.balance``.
+        auxiliary_loss_weight: Weight of one auxiliary unimodal loss per
+            branch (multi-task training against modality imbalance).
+        gradient_modulation: ``"ogm"`` / ``"ogm_ge"``: On-the-fly Gradient
+            Modulation of the dominant modality (classification).
         epochs: Most training epochs (early stopping on validation loss).
         batch_size: Examples per batch.
         learning_rate: Adam learning rate.
@@ -752,7 +785,8 @@ def fit(
 
     settings = dict(model=model, seed=seed, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                     dropout=dropout, hidden=tuple(hidden), width=1.0, patience=patience, tensorboard=None,
-                    verbose=verbose, on_error=on_error, callbacks=())
+                    verbose=verbose, on_error=on_error, callbacks=(),
+                    balance=_balance_options(modality_dropout, auxiliary_loss_weight, gradient_modulation))
     trials = []
     if time_budget is not None:
         from mmzoo.training import search  # noqa: PLC0415
@@ -784,6 +818,24 @@ def fit(
     if output_dir is not None:
         _write_outputs(result, output_dir)
     return result
+
+
+def _balance_options(modality_dropout, auxiliary_loss_weight, gradient_modulation):
+    from mmzoo import balance  # noqa: PLC0415
+
+    options = {}
+    try:
+        if modality_dropout:
+            options["modality_dropout"] = check.fraction("modality_dropout", modality_dropout)
+        if auxiliary_loss_weight is not None:
+            options["auxiliary_loss_weight"] = check.non_negative_number("auxiliary_loss_weight",
+                                                                         auxiliary_loss_weight)
+        if gradient_modulation is not None:
+            options["gradient_modulation"] = check.choice("gradient_modulation", gradient_modulation,
+                                                          set(balance.MODULATIONS))
+    except ValueError as error:
+        raise FitError(str(error)) from None
+    return options
 
 
 PROGRESS_MIN_ROWS = 5000  # row checks of larger splits show a progress bar

@@ -1,0 +1,223 @@
+"""Fusion that pays: every single modality, every fusion and the anti-imbalance training, on the same splits.
+
+Prints one markdown table per task (test accuracy, mean and min-max over the
+seeds) and writes a bar plot next to each table:
+
+* ``av_digits``: the embedded AV-digits (degraded image + audio), the zoo's
+  encoders (``av_digits_concat``: flattened image CNN and log-mel CNN,
+  ``Dense(64)``), each fusion, concat with modality dropout / auxiliary
+  losses / OGM-GE, and the modality-dropout model with each modality absent
+  (all-zeros input) next to the dedicated single-modality model.
+* ``openmoji``: OpenMoji groups (image + annotation/tags text -> 11 groups;
+  the shared task's hash split) through ``mmzoo.fit`` (validation-selected
+  epoch), single modalities, fusions and ``fusion="auto"``.
+* ``loso``: full-size AV-digits, leave-one-speaker-out (5 FSDD speakers):
+  audio only, image only and concat, mean over the held-out speakers, next
+  to the within-speaker (standard split) accuracy.
+
+Usage::
+
+    python benchmarks/fusion.py --task av_digits --seeds 3 [--runs image,audio,concat,...] [--plot-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+AV_RUNS = ("image", "audio", "concat", "late", "attention", "gated", "low_rank", "concat+modality_dropout",
+           "concat+auxiliary", "concat+ogm_ge")
+MOJI_RUNS = ("text", "image", "concat", "attention", "ensemble", "gated", "concat+modality_dropout",
+             "concat+auxiliary", "auto")
+LOSO_RUNS = ("audio", "image", "concat")
+
+
+def _av_model(run, seed, image_shape=(28, 28, 1), num_samples=4000, sampling_rate=8000):
+    import keras
+
+    import mmzoo
+    from mmzoo import branches, fusion, heads
+
+    keras.utils.set_random_seed(seed)
+    kind, _, option = run.partition("+")
+    parts = []
+    if kind != "audio":
+        parts.append(branches.image_cnn(image_shape, filters=(32, 64), reduction="flatten", name="image"))
+    if kind != "image":
+        parts.append(branches.audio_spectrogram_cnn(num_samples, sampling_rate, filters=(32, 64),
+                                                    reduction="flatten", name="audio"))
+    layer = {"late": lambda: fusion.late("mean"), "attention": lambda: fusion.attention(units=128),
+             "gated": lambda: fusion.gated(units=128), "low_rank": lambda: fusion.low_rank(units=128)}.get(
+        kind, fusion.concat)()
+    options = {"modality_dropout": {"modality_dropout": 0.3},
+               "auxiliary": {"auxiliary_loss_weight": 0.5},
+               "ogm_ge": {"auxiliary_loss_weight": 0.0, "gradient_modulation": "ogm_ge"}}.get(option, {})
+    return mmzoo.compose(parts, fusion=layer, head=heads.multiclass(10), hidden=(64,), dropout=0.2, **options)
+
+
+def _accuracy(model, x, y):
+    import numpy as np
+
+    return float((model.predict(x, batch_size=256, verbose=0).argmax(-1) == np.asarray(y).ravel()).mean())
+
+
+def _arrays(ds):
+    import numpy as np
+
+    xs, ys = [], []
+    for x, y in ds:
+        xs.append({k: v.numpy() for k, v in x.items()})
+        ys.append(y.numpy())
+    return {k: np.concatenate([b[k] for b in xs]) for k in xs[0]}, np.concatenate(ys)
+
+
+def _inputs_of(model, x):
+    return {k: v for k, v in x.items() if k in model.input}
+
+
+def run_av_digits(runs, seeds, epochs):
+    import numpy as np
+
+    import mmzoo
+
+    train_ds, test_ds = mmzoo.datasets.av_digits()
+    x_test, y_test = _arrays(test_ds)
+    results = {}
+    for run in runs:
+        for seed in seeds:
+            model = _av_model(run, seed)
+            start = time.perf_counter()
+            model.fit(train_ds.map(lambda x, y, m=model: (_inputs_of(m, x), y)), epochs=epochs, verbose=0)
+            seconds = time.perf_counter() - start
+            results.setdefault(run, []).append(_accuracy(model, _inputs_of(model, x_test), y_test))
+            line = f"{run} seed {seed}: {results[run][-1]:.3f} ({seconds:.0f} s)"
+            if "modality_dropout" in run:
+                for absent in ("image", "audio"):
+                    x = {k: (np.zeros_like(v) if k == absent else v) for k, v in x_test.items()}
+                    results.setdefault(f"{run}, {absent} absent", []).append(_accuracy(model, x, y_test))
+                    line += f"; {absent} absent {results[f'{run}, {absent} absent'][-1]:.3f}"
+            if run == "attention":
+                weights = mmzoo.fusion.attention_weights(model, x_test)
+                line += f"; mean weights image/audio {weights.mean(0).round(2).tolist()}"
+            print(line, flush=True)
+    return results
+
+
+def run_openmoji(runs, seeds, epochs, data_dir=None):
+    import mmzoo
+
+    manifests = mmzoo.datasets.openmoji_manifests(data_dir)
+    columns = {"image": "image", "annotation": "text", "tags": "text"}
+    results = {}
+    for run in runs:
+        kind, _, option = run.partition("+")
+        options = {"modality_dropout": {"modality_dropout": 0.3},
+                   "auxiliary": {"auxiliary_loss_weight": 0.5}}.get(option, {})
+        if kind in ("text", "image"):
+            options["modalities"] = (kind,)
+        else:
+            options["fusion"] = kind
+        for seed in seeds:
+            start = time.perf_counter()
+            result = mmzoo.fit(manifests["train"], label="group", columns=columns, test=manifests["test"],
+                               epochs=epochs, seed=seed, verbose=0, **options)
+            results.setdefault(run, []).append(result.test["accuracy"])
+            print(f"{run} seed {seed}: {result.test['accuracy']:.3f} (valid {result.valid['accuracy']:.3f}, fusion "
+                  f"{result.fusion}, {time.perf_counter() - start:.0f} s)", flush=True)
+    return results
+
+
+def run_loso(runs, seeds, epochs, data_dir=None):
+    import statistics as stats
+
+    from mmzoo.datasets import av_digits_full
+
+    results = {}
+    for seed in seeds:
+        for speaker, arrays in av_digits_full.speaker_folds(data_dir):
+            (x_train, y_train), (x_test, y_test) = arrays["train"], arrays["test"]
+            for run in runs:
+                model = _av_model(run, seed)
+                model.fit(_inputs_of(model, x_train), y_train, batch_size=32, epochs=epochs, verbose=0)
+                accuracy = _accuracy(model, _inputs_of(model, x_test), y_test)
+                results.setdefault((run, seed), []).append(accuracy)
+                print(f"{run} seed {seed}, held-out speaker {speaker}: {accuracy:.3f}", flush=True)
+        standard = av_digits_full.load_full_arrays(data_dir)
+        for run in runs:
+            model = _av_model(run, seed)
+            model.fit(_inputs_of(model, standard["train"][0]), standard["train"][1], batch_size=32, epochs=epochs,
+                      verbose=0)
+            accuracy = _accuracy(model, _inputs_of(model, standard["test"][0]), standard["test"][1])
+            results.setdefault((f"{run} (within speaker)", seed), []).append(accuracy)
+            print(f"{run} seed {seed}, within speaker: {accuracy:.3f}", flush=True)
+    table = {}
+    for (run, _seed), values in results.items():
+        table.setdefault(run if "within" in run else f"{run} (leave one speaker out)", []).append(stats.mean(values))
+    return table
+
+
+def print_table(title, results, plot_path=None):
+    print(f"\n{title} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)")
+    print("| run | test accuracy (mean) | min-max | seeds |")
+    print("|---|---|---|---|")
+    for run, values in results.items():
+        print(f"| {run} | {statistics.mean(values):.3f} | {min(values):.3f}-{max(values):.3f} | {len(values)} |")
+    singles = {r: statistics.mean(v) for r, v in results.items() if r in ("image", "audio", "text")}
+    fused = {r: statistics.mean(v) for r, v in results.items() if r not in singles and "absent" not in r
+             and "speaker" not in r}
+    if singles and fused:
+        best_single = max(singles, key=singles.get)
+        best_fused = max(fused, key=fused.get)
+        print(f"\nbest fused ({best_fused}) - best single modality ({best_single}): "
+              f"{100 * (fused[best_fused] - singles[best_single]):+.1f} points")
+    if plot_path:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        names = list(results)
+        means = [statistics.mean(results[n]) for n in names]
+        errors = [[m - min(results[n]) for n, m in zip(names, means)],
+                  [max(results[n]) - m for n, m in zip(names, means)]]
+        fig, ax = plt.subplots(figsize=(8, 0.4 * len(names) + 1.2))
+        ax.barh(names, means, xerr=errors, color="#4c72b0")
+        ax.invert_yaxis()
+        ax.set_xlabel("test accuracy (mean, min-max)")
+        ax.set_xlim(0, 1)
+        ax.set_title(title)
+        fig.tight_layout()
+        fig.savefig(plot_path, dpi=100)
+        plt.close(fig)
+        print(f"plot: {plot_path}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=("av_digits", "openmoji", "loso"), default="av_digits")
+    parser.add_argument("--runs", default=None, help="comma-separated subset of the task's runs")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--plot-dir", default=None)
+    args = parser.parse_args()
+    defaults = {"av_digits": AV_RUNS, "openmoji": MOJI_RUNS, "loso": LOSO_RUNS}[args.task]
+    runs = tuple(r for r in args.runs.split(",") if r) if args.runs else defaults
+    seeds = range(args.seeds)
+    if args.task == "av_digits":
+        results = run_av_digits(runs, seeds, args.epochs)
+    elif args.task == "openmoji":
+        results = run_openmoji(runs, seeds, args.epochs, args.data_dir)
+    else:
+        results = run_loso(runs, seeds, args.epochs, args.data_dir)
+    plot = os.path.join(args.plot_dir, f"fusion_{args.task}.png") if args.plot_dir else None
+    print_table(f"{args.task}: {args.epochs} epochs, seeds 0-{args.seeds - 1}", results, plot)
+
+
+if __name__ == "__main__":
+    main()
