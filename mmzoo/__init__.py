@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 
 # Public name -> (module, attribute or None for the module itself).
 _LAZY = {
+    "balance": ("mmzoo.balance", None),
     "branches": ("mmzoo.branches", None),
     "data": ("mmzoo.data", None),
     "datasets": ("mmzoo.datasets", None),

@@ -93,8 +93,36 @@ def image_augmentation(
     return augment
 
 
-def audio_augmentation(gain_db=0.0, noise_std=0.0, max_shift=0):
+def _check_snr_range(snr_db):
+    if snr_db is None:
+        return None
+    try:
+        low, high = snr_db
+    except (TypeError, ValueError):
+        low = high = None
+    if (
+        any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in (low, high))
+        or not -40.0 <= low <= high <= 100.0
+    ):
+        raise ValueError(
+            f"`snr_db` must be None or a (low, high) pair of decibels with -40 <= low <= high <= 100. "
+            f"Received: snr_db={snr_db!r}"
+        )
+    return float(low), float(high)
+
+
+def audio_augmentation(gain_db=0.0, noise_std=0.0, max_shift=0, snr_db=None):
     """Random gain, additive white noise and circular-free time shift for waveforms.
+
+    Each call (one example) draws its own gain, noise and shift from
+    ``seed``: the same seed gives the same waveform, another seed another
+    draw. The gain is uniform in decibels, ``g = 10 ** (U(-gain_db, gain_db)
+    / 20)``, so a model sees its examples louder and quieter by up to
+    ``gain_db``. Noise is added after the gain: ``noise_std`` is an absolute
+    level (the same noise on a quiet and a loud clip), ``snr_db`` a level
+    relative to the clip's own power (the same signal-to-noise ratio however
+    loud the clip is), which is what "noisy recording" means for recordings
+    made at different levels. Give one or both.
 
     Args:
         gain_db: Gain drawn from ``[-gain_db, gain_db]`` decibels.
@@ -102,6 +130,11 @@ def audio_augmentation(gain_db=0.0, noise_std=0.0, max_shift=0):
             uniformly from ``[0, noise_std]``).
         max_shift: Shift by up to this many samples either way (zero-filled,
             not wrapped).
+        snr_db: ``(low, high)``: add white Gaussian noise at a
+            signal-to-noise ratio drawn uniformly from ``[low, high]``
+            decibels, relative to the mean power of the (gain-scaled)
+            waveform; an all-zero waveform gets no noise. ``None`` (default):
+            none.
 
     Returns:
         ``fn(waveform, seed) -> waveform`` keeping shape ``(T,)``.
@@ -111,18 +144,27 @@ def audio_augmentation(gain_db=0.0, noise_std=0.0, max_shift=0):
 
     Example:
 
-    >>> fn = audio_augmentation(gain_db=6.0, max_shift=400)
+    >>> fn = audio_augmentation(gain_db=20.0, snr_db=(10.0, 30.0), max_shift=400)
+    >>> wave = tf.sin(tf.linspace(0.0, 300.0, 4000))
+    >>> fn(wave, tf.constant([0, 1])).shape
+    TensorShape([4000])
     """
     gain_db = _check_range("gain_db", gain_db, 0.0, 60.0)
     noise_std = _check_range("noise_std", noise_std, 0.0, 10.0)
     if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
         raise ValueError(f"`max_shift` must be a non-negative integer. Received: max_shift={max_shift!r}")
+    snr_db = _check_snr_range(snr_db)
 
     def augment(waveform, seed):
-        s = _seeds(seed, 4)
+        s = _seeds(seed, 6)
         if gain_db > 0:
             db = tf.random.stateless_uniform([], s[0], -gain_db, gain_db)
             waveform = waveform * tf.pow(10.0, db / 20.0)
+        if snr_db is not None:
+            snr = tf.random.stateless_uniform([], s[4], snr_db[0], snr_db[1])
+            power = tf.reduce_mean(tf.square(waveform))
+            std = tf.sqrt(power / tf.pow(10.0, snr / 10.0))
+            waveform = waveform + std * tf.random.stateless_normal(tf.shape(waveform), s[5])
         if noise_std > 0:
             std = tf.random.stateless_uniform([], s[1], 0.0, noise_std)
             waveform = waveform + std * tf.random.stateless_normal(tf.shape(waveform), s[2])

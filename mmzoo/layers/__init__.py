@@ -5,6 +5,7 @@ Transformer blocks are KerasHub's (``keras_hub.layers.TokenAndPositionEmbedding`
 """
 
 from mmzoo.layers.audio import Spectrogram
+from mmzoo.layers.audio_level import WaveformNormalization
 from mmzoo.layers.hub import HubLayer
 from mmzoo.layers.pooling import SequencePooling
 from mmzoo.layers.preprocess import ApplicationPreprocess, TokenIdsToEncoderInputs
@@ -15,4 +16,5 @@ __all__ = [
     "SequencePooling",
     "Spectrogram",
     "TokenIdsToEncoderInputs",
+    "WaveformNormalization",
 ]

@@ -59,3 +59,48 @@ def test_hash_split_is_stable_and_order_free():
         splits.hash_split(["a", "a"])
     with pytest.raises(ValueError, match="test_fraction"):
         splits.split_of("a", 1.5)
+
+
+def test_audio_gain_is_drawn_per_example_in_the_db_range_and_seeded():
+    wave = tf.sin(tf.linspace(0.0, 300.0, 1000))
+    fn = augment.audio_augmentation(gain_db=20.0)
+    gains_db = [
+        20 * np.log10(float(tf.reduce_max(tf.abs(fn(wave, tf.constant([s, 0]))))) / float(tf.reduce_max(tf.abs(wave))))
+        for s in range(40)
+    ]
+    assert all(-20.0 - 1e-3 <= g <= 20.0 + 1e-3 for g in gains_db)
+    # Both louder and quieter draws (40 uniform draws: P(none below -5 dB) = (25/40) ** 40 < 1e-8).
+    assert min(gains_db) < -5 and max(gains_db) > 5 and len({round(g, 4) for g in gains_db}) == 40
+    np.testing.assert_array_equal(fn(wave, tf.constant([3, 0])), fn(wave, tf.constant([3, 0])))
+    # In a pipeline every example gets its own gain, the same again with the same seed.
+    ds = tf.data.Dataset.from_tensor_slices({"audio": tf.tile(wave[None], [8, 1])})
+
+    def peaks(seed):
+        out = augment.apply_augmentation(ds, {"audio": fn}, seed=seed)
+        return [round(float(tf.reduce_max(tf.abs(x["audio"]))), 6) for x in out]
+
+    assert len(set(peaks(0))) == 8 and peaks(0) == peaks(0) != peaks(1)
+
+
+def test_audio_noise_at_a_snr_follows_the_clip_level():
+    wave = tf.sin(tf.linspace(0.0, 300.0, 4000))
+    fn = augment.audio_augmentation(snr_db=(10.0, 10.0))
+    for level in (1.0, 0.01):
+        clip = level * wave
+        noise = fn(clip, tf.constant([7, 1])) - clip
+        snr = 10 * np.log10(float(tf.reduce_mean(clip**2)) / float(tf.reduce_mean(noise**2)))
+        assert abs(snr - 10.0) < 0.5  # 4,000 noise samples: the measured power is within ~5% of the drawn one
+    # The noise scales with the clip: the same seed on a 40 dB quieter clip gives the same waveform, scaled.
+    np.testing.assert_allclose(
+        fn(0.01 * wave, tf.constant([7, 1])), 0.01 * fn(wave, tf.constant([7, 1])), rtol=1e-4, atol=1e-7
+    )
+    ranged = augment.audio_augmentation(snr_db=(0.0, 30.0))
+    snrs = []
+    for s in range(20):
+        noise = ranged(wave, tf.constant([s, 2])) - wave
+        snrs.append(10 * np.log10(float(tf.reduce_mean(wave**2)) / float(tf.reduce_mean(noise**2))))
+    assert min(snrs) > -0.5 and max(snrs) < 30.5 and max(snrs) - min(snrs) > 10
+    assert not np.any(augment.audio_augmentation(snr_db=(0.0, 10.0))(tf.zeros(100), tf.constant([0, 0])))
+    for bad in ((10.0,), (20.0, 10.0), (-50.0, 0.0), "10", (True, 5.0)):
+        with pytest.raises(ValueError, match="snr_db"):
+            augment.audio_augmentation(snr_db=bad)
