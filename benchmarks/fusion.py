@@ -31,7 +31,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 AV_RUNS = ("image", "audio", "concat", "late", "attention", "gated", "low_rank", "concat+modality_dropout",
-           "concat+auxiliary", "concat+ogm_ge")
+           "concat+modality_dropout_0.5", "concat+modality_dropout_0.5+auxiliary", "concat+auxiliary",
+           "concat+ogm_ge")
 MOJI_RUNS = ("text", "image", "concat", "attention", "ensemble", "gated", "concat+modality_dropout",
              "concat+auxiliary", "auto")
 LOSO_RUNS = ("audio", "image", "concat")
@@ -55,6 +56,8 @@ def _av_model(run, seed, image_shape=(28, 28, 1), num_samples=4000, sampling_rat
              "gated": lambda: fusion.gated(units=128), "low_rank": lambda: fusion.low_rank(units=128)}.get(
         kind, fusion.concat)()
     options = {"modality_dropout": {"modality_dropout": 0.3},
+               "modality_dropout_0.5": {"modality_dropout": 0.5},
+               "modality_dropout_0.5+auxiliary": {"modality_dropout": 0.5, "auxiliary_loss_weight": 0.5},
                "auxiliary": {"auxiliary_loss_weight": 0.5},
                "ogm_ge": {"auxiliary_loss_weight": 0.0, "gradient_modulation": "ogm_ge"}}.get(option, {})
     return mmzoo.compose(parts, fusion=layer, head=heads.multiclass(10), hidden=(64,), dropout=0.2, **options)
