@@ -172,7 +172,7 @@ def modulation_coefficients(scores, alpha):
 
     >>> import numpy as np
     >>> from mmzoo.balance import modulation_coefficients
-    >>> np.round(modulation_coefficients(np.array([0.8, 0.4]), alpha=1.0).numpy(), 3).tolist()
+    >>> [round(float(c), 3) for c in modulation_coefficients(np.array([0.8, 0.4]), alpha=1.0)]
     [0.238, 1.0]
     """
     scores = tf.cast(tf.convert_to_tensor(scores), "float32")

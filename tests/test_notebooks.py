@@ -39,8 +39,13 @@ def test_notebook_is_committed_stripped_with_parameters_first(name):
     assert "parameters" in code[0].metadata.get("tags", []), f"{name}: the first code cell holds the parameters"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", NOTEBOOKS)
+# 04 (your own data) runs with every test run; 01-03 (1-4 min each on 2 cores) are `slow`: `pytest -m slow`.
+RUN_BY_DEFAULT = {"04_your_own_data.ipynb"}
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=[] if n in RUN_BY_DEFAULT else [pytest.mark.slow]) for n in NOTEBOOKS]
+)
 def test_notebook_runs(name, shared_data, monkeypatch):
     monkeypatch.setenv("MMZOO_DATA", str(shared_data))
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -18,7 +18,7 @@ from mmzoo.branches.base import Branch, recurrent_stack
 from mmzoo.branches.image import reduce_feature_map
 from mmzoo.layers import Spectrogram, WaveformNormalization
 
-LEVELS = ("rms",)
+LEVELS = ("rms", "peak")
 DEFAULT_FLOOR_DB = -60.0
 
 
@@ -41,7 +41,9 @@ def level_normalization(waveform, level="rms", name="audio", dtype=None):
         waveform: Symbolic ``(batch, samples)`` tensor.
         level: ``"rms"`` (``mmzoo.layers.WaveformNormalization``: each
             waveform scaled to RMS 0.1, so a recording's gain does not change
-            the model's answer) or ``None`` (the waveform as given).
+            the model's answer), ``"peak"`` (scaled to peak 0.9, as
+            ``mmzoo.serving`` does with raw WAV input) or ``None`` (the
+            waveform as given).
         name: Layer-name prefix (the layer is ``f"{name}_level"``).
         dtype: The layer's dtype policy (``None``: the global policy).
 
@@ -49,7 +51,7 @@ def level_normalization(waveform, level="rms", name="audio", dtype=None):
         The normalised waveform (``waveform`` itself with ``level=None``).
 
     Raises:
-        ValueError: If ``level`` is not ``"rms"`` or ``None``.
+        ValueError: If ``level`` is not ``"rms"``, ``"peak"`` or ``None``.
 
     Example:
 
@@ -63,7 +65,7 @@ def level_normalization(waveform, level="rms", name="audio", dtype=None):
     """
     if _check_level(level) is None:
         return waveform
-    return WaveformNormalization(dtype=dtype, name=f"{name}_level")(waveform)
+    return WaveformNormalization(method=level, dtype=dtype, name=f"{name}_level")(waveform)
 
 
 def spectrogram_frontend(

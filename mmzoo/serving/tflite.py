@@ -80,6 +80,21 @@ def _representative(representative_data, names, num_examples):
     return generate
 
 
+def _check_int8_convertible(model):
+    """Refuses int8 for models whose per-example level normalisation divides by a quantized level."""
+    from mmzoo import _keras_compat  # noqa: PLC0415
+    from mmzoo.layers import WaveformNormalization  # noqa: PLC0415
+
+    for layer in _keras_compat.walk_layers(model):
+        if isinstance(layer, WaveformNormalization):
+            raise ValueError(
+                f'quantize="int8" cannot convert layer {layer.name!r} (WaveformNormalization): in 8-bit '
+                "integers a quiet recording's level rounds to 0 and the division by it fails at run time. Use "
+                'quantize="dynamic" or "float16" (weights quantized, activations float), or build the audio '
+                "branch with level=None."
+            )
+
+
 def export_tflite(model, path, quantize=None, representative_data=None, num_calibration_examples=200):
     """Converts ``model`` to a ``.tflite`` file.
 
@@ -95,7 +110,8 @@ def export_tflite(model, path, quantize=None, representative_data=None, num_cali
         ``path``.
 
     Raises:
-        ValueError: If ``quantize`` is unknown, ``model`` has no dict inputs,
+        ValueError: If ``quantize`` is unknown (or ``"int8"`` for a model
+            with a ``WaveformNormalization`` layer), ``model`` has no dict inputs,
             or ``representative_data`` is missing/mismatched for ``"int8"``.
 
     Example::
@@ -105,6 +121,8 @@ def export_tflite(model, path, quantize=None, representative_data=None, num_cali
     """
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"`quantize` must be one of {QUANTIZATIONS}. Received: quantize={quantize!r}")
+    if quantize == "int8":
+        _check_int8_convertible(model)
     if not isinstance(getattr(model, "input", None), dict):
         raise ValueError("`model` must have dict inputs keyed by modality to convert to TFLite.")
     names = sorted(model.input)

@@ -87,10 +87,11 @@ class LayerHarnessTest(testing.TestCase):
             expected_num_non_trainable_weights=0,
         )
 
-    def test_waveform_normalization(self):
+    @parameterized.named_parameters(("rms", "rms"), ("peak", "peak"))
+    def test_waveform_normalization(self, method):
         self.run_layer_test(
             WaveformNormalization,
-            {"target_rms": 0.2, "epsilon": 1e-4},
+            {"target_rms": 0.2, "epsilon": 1e-4, "method": method, "target_peak": 0.8},
             input_shape=(2, 256),
             expected_output_shape=(2, 256),
             expected_output_dtype="float32",

@@ -165,6 +165,8 @@ def test_metadata_holds_class_names_and_input_contract(exports):
     assert meta["inputs"]["image"] == {
         "dtype": "float32",
         "shape": [None, 28, 28, 1],
+        "optional": False,  # no modality dropout: every input is required
+        "absent_encoding": None,
         "raw": {"kind": "image", "encoding": "PNG, JPEG, BMP or GIF bytes", "image_shape": [28, 28, 1],
                 "fit": "resize", "pad_value": 1.0},
     }

@@ -155,6 +155,7 @@ print("RESULT " + json.dumps(out))
 """
 
 
+@pytest.mark.slow  # 1.5-2.5 min on 2 cores; `pytest -m slow`
 def test_mirrored_over_two_cpu_devices_matches_single_device(tmp_path):
     """Same seed, same global batches (32 = 2 replicas x 16), so the same training up to float rounding.
 

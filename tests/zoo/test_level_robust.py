@@ -32,9 +32,23 @@ def test_waveform_normalization_ignores_gain_on_real_speech(recordings):
     # Below the epsilon floor the gain is capped, not blown up to the target level.
     faint = layer(np.full((1, 4000), 1e-7, "float32")).numpy()
     np.testing.assert_allclose(faint, 1e-7 * 0.1 / 1e-5, rtol=1e-5)
-    restored = WaveformNormalization.from_config(WaveformNormalization(target_rms=0.3, epsilon=1e-3).get_config())
-    assert (restored.target_rms, restored.epsilon) == (0.3, 1e-3)
-    for kwargs in ({"target_rms": 0}, {"epsilon": -1.0}, {"target_rms": "loud"}, {"epsilon": True}):
+    peak = WaveformNormalization(method="peak")
+    peaked = peak(audio).numpy()
+    np.testing.assert_allclose(np.abs(peaked).max(axis=-1), 0.9, rtol=1e-6)
+    np.testing.assert_allclose(peak(audio * np.float32(QUIETER)), peaked, rtol=1e-5, atol=1e-7)
+    restored = WaveformNormalization.from_config(
+        WaveformNormalization(target_rms=0.3, epsilon=1e-3, method="peak", target_peak=0.5).get_config()
+    )
+    assert (restored.target_rms, restored.epsilon, restored.method, restored.target_peak) == (0.3, 1e-3, "peak", 0.5)
+    bad = (
+        {"target_rms": 0},
+        {"epsilon": -1.0},
+        {"target_rms": "loud"},
+        {"epsilon": True},
+        {"method": "lufs"},
+        {"target_peak": 0.0},
+    )
+    for kwargs in bad:
         with pytest.raises(ValueError, match=next(iter(kwargs))):
             WaveformNormalization(**kwargs)
 
@@ -53,10 +67,13 @@ def test_audio_branches_level_argument(builder, kwargs, recordings):
     encoder = builder(num_samples=4000, name="voice", **kwargs).encoder()
     assert isinstance(encoder.get_layer("voice_level"), WaveformNormalization)  # the default: level="rms"
     np.testing.assert_allclose(encoder(audio * np.float32(QUIETER)), encoder(audio), rtol=1e-4, atol=1e-5)
+    peak = builder(num_samples=4000, name="voice", level="peak", **kwargs).encoder()
+    assert peak.get_layer("voice_level").method == "peak"
+    np.testing.assert_allclose(peak(audio * np.float32(QUIETER)), peak(audio), rtol=1e-4, atol=1e-5)
     plain = builder(num_samples=4000, name="voice", level=None, **kwargs).encoder()
     assert "voice_level" not in [layer.name for layer in plain.layers]
     with pytest.raises(ValueError, match="level"):
-        builder(num_samples=4000, level="peak", **kwargs)
+        builder(num_samples=4000, level="loud", **kwargs)
 
 
 def test_spectrogram_frontend_floor_makes_each_example_independent_of_its_batch(recordings):

@@ -19,8 +19,19 @@ def _batch(model, real_data, n=16):
     return x, None if y is None else y[:n]
 
 
-@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
-@pytest.mark.parametrize("name", MODELS)
+# XLA-compiling the BERT-sized designs takes 20-70 s each on 2 cores: those two runs are `slow`
+# (`pytest -m slow`); every model still trains in graph mode, and every other model under XLA, by default.
+SLOW_XLA = {"bert_resnet_concat", "bert_resnet_lstm_late_fusion"}
+
+
+def _training_params():
+    for name in MODELS:
+        for jit_compile, mode in ((False, "graph"), (True, "xla")):
+            marks = [pytest.mark.slow] if jit_compile and name in SLOW_XLA else []
+            yield pytest.param(name, jit_compile, marks=marks, id=f"{name}-{mode}")
+
+
+@pytest.mark.parametrize(("name", "jit_compile"), list(_training_params()))
 def test_trains_and_loss_changes(name, jit_compile, real_data):
     keras.utils.set_random_seed(0)
     model = zoo.build_tiny(name, jit_compile=jit_compile)
