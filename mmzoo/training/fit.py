@@ -718,7 +718,9 @@ def fit(
             branch trained alone, then their logits combined with weights fit
             on validation: ``mmzoo.training.ensemble``) or ``"auto"``: the
             best on validation among ``concat``, ``attention`` and
-            ``ensemble`` (one input: none).
+            ``ensemble`` (one input: none); the chosen trial's model is the
+            result (retrained only when ``callbacks`` or ``tensorboard`` are
+            given, so they see the final training).
         modalities: Use only these inputs (e.g. ``("text",)``): single-modality baselines.
         modality_dropout: Rate of whole-modality dropout at train time; the
             trained model also answers with a modality absent (all-zeros
@@ -799,12 +801,16 @@ def fit(
         final = {**settings, "fusion": chosen_fusion, "callbacks": tuple(callbacks), "tensorboard": tensorboard}
         net, history, valid_report, info = best_run  # the best trial's model: no retraining past the budget
     else:
+        best_run = None
         if fusion == "auto" and len(plan.features) > 1 and model == "auto":
-            chosen_fusion, trials = _choose_fusion(plan, train_manifest, valid_manifest, settings)
+            chosen_fusion, trials, best_run = _choose_fusion(plan, train_manifest, valid_manifest, settings)
         else:
             chosen_fusion = "concat" if fusion == "auto" else fusion
         final = {**settings, "fusion": chosen_fusion, "callbacks": tuple(callbacks), "tensorboard": tensorboard}
-        net, history, valid_report, info = _train_once(plan, train_manifest, valid_manifest, **final)
+        if best_run is not None and not callbacks and not tensorboard:
+            net, history, valid_report, info = best_run  # the chosen trial is the final model: no retraining
+        else:
+            net, history, valid_report, info = _train_once(plan, train_manifest, valid_manifest, **final)
     valid_report["best_epoch"] = info["best_epoch"]
     test_report = None
     if test_manifest is not None:
@@ -868,16 +874,19 @@ def _check_rows(plan, manifest, split, on_error, verbose=0):
 
 
 def _choose_fusion(plan, train_manifest, valid_manifest, settings):
+    """Trains each of ``AUTO_FUSIONS``; returns ``(best kind, trials, the best trial's run)``."""
     trials, best = [], None
     for kind in AUTO_FUSIONS:
-        _, _, report, info = _train_once(plan, train_manifest, valid_manifest, fusion=kind, **settings)
+        run = _train_once(plan, train_manifest, valid_manifest, fusion=kind, **settings)
+        report, info = run[2], run[3]
         score = _primary_score(report, plan.task)
-        trials.append({"fusion": kind, "valid_score": round(score, 4), **info})
+        trials.append({"fusion": kind, "valid_score": round(score, 4),
+                       **{k: v for k, v in info.items() if k in ("best_epoch", "seconds")}})
         if settings.get("verbose"):
             print(f"fusion={kind}: validation score {score:.4f} (best epoch {info['best_epoch']})")
         if best is None or score > best[0]:
-            best = (score, kind)
-    return best[1], trials
+            best = (score, kind, run)
+    return best[1], trials, best[2]
 
 
 def cross_validate(plan, manifest, k, settings):
