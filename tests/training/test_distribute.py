@@ -87,6 +87,7 @@ def _free_ports(n):
     return ports
 
 
+@pytest.mark.slow  # two worker processes; `pytest -m slow`
 def test_two_workers_train_with_identical_weights_and_chief_exports(tmp_path):
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     out = tmp_path / "out"
