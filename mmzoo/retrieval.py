@@ -141,7 +141,7 @@ class DualEncoder(keras.Model):
         return cls(**config)
 
 
-def recall_at_k(image_embeddings, text_embeddings, ks=(1, 5, 10)):
+def recall_at_k(image_embeddings, text_embeddings, ks=(1, 5, 10), ties="pessimistic"):
     """Retrieval recall@k in both directions for aligned embedding rows.
 
     Row ``i`` of each array is a matching pair. ``image_to_text@k`` is the
@@ -149,17 +149,24 @@ def recall_at_k(image_embeddings, text_embeddings, ks=(1, 5, 10)):
     ``text_to_image@k`` the reverse. Similarity is the dot product (cosine for
     unit vectors).
 
+    Ties count against the model by default: an item scoring exactly as high
+    as the true match ranks ahead of it, so a collapsed encoder (every
+    embedding equal) scores 0 at every ``k < n`` instead of 1.
+
     Args:
         image_embeddings: ``(n, dim)`` array.
         text_embeddings: ``(n, dim)`` array.
         ks: The cut-offs.
+        ties: ``"pessimistic"`` (default: tied items rank ahead of the match)
+            or ``"expected"`` (the expected recall when ties are broken at
+            random: a constant embedding scores ``k / n``).
 
     Returns:
         A dict ``{"image_to_text@k": float, "text_to_image@k": float, ...}``.
 
     Raises:
-        ValueError: If the arrays are not 2-D with the same shape, or a ``k``
-            is not a positive integer.
+        ValueError: If the arrays are not 2-D with the same shape, a ``k``
+            is not a positive integer, or ``ties`` is unknown.
 
     Example:
 
@@ -174,13 +181,18 @@ def recall_at_k(image_embeddings, text_embeddings, ks=(1, 5, 10)):
             f"Received: {image_embeddings.shape} and {text_embeddings.shape}"
         )
     ks = check.positive_ints("ks", ks)
+    check.choice("ties", ties, {"pessimistic", "expected"})
     sims = image_embeddings @ text_embeddings.T
-    # Rank of the matching item = number of items scoring strictly higher.
     diag = np.diag(sims)
-    rank_i2t = (sims > diag[:, None]).sum(axis=1)
-    rank_t2i = (sims > diag[None, :]).sum(axis=0)
     out = {}
+    directions = {"image_to_text": (sims, diag[:, None], 1), "text_to_image": (sims, diag[None, :], 0)}
     for k in ks:
-        out[f"image_to_text@{k}"] = float(np.mean(rank_i2t < k))
-        out[f"text_to_image@{k}"] = float(np.mean(rank_t2i < k))
+        for direction, (scores, own, axis) in directions.items():
+            higher = (scores > own).sum(axis=axis)
+            tied = (scores == own).sum(axis=axis) - 1  # the match itself is not a tie
+            if ties == "pessimistic":
+                hit = (higher + tied < k).astype(np.float64)
+            else:  # P(rank < k) with the match at a uniform position among its ties
+                hit = np.clip((k - higher) / (tied + 1), 0.0, 1.0)
+            out[f"{direction}@{k}"] = float(np.mean(hit))
     return out

@@ -13,13 +13,29 @@ def _unit(x):
 def test_recall_at_k_known_values():
     emb = np.eye(4, dtype="float32")
     assert recall_at_k(emb, emb, ks=(1,)) == {"image_to_text@1": 1.0, "text_to_image@1": 1.0}
-    shuffled = emb[[1, 0, 2, 3]]  # pairs 0 and 1 swapped
-    r = recall_at_k(emb, shuffled, ks=(1, 2))
-    assert r["image_to_text@1"] == 0.5 and r["image_to_text@2"] == 1.0
+    shuffled = emb[[1, 0, 2, 3]]  # pairs 0 and 1 swapped: their match ties with two other texts at 0
+    r = recall_at_k(emb, shuffled, ks=(1, 2, 4))
+    assert r["image_to_text@1"] == 0.5 and r["image_to_text@2"] == 0.5 and r["image_to_text@4"] == 1.0
+    graded = emb + 0.5 * emb[[1, 2, 3, 0]]  # every image's second-best text is the next one
+    r = recall_at_k(emb, graded[[1, 0, 2, 3]], ks=(1, 2))
+    assert r["image_to_text@1"] == 0.5 and r["image_to_text@2"] == 0.75
     with pytest.raises(ValueError, match="same shape"):
         recall_at_k(emb, emb[:3])
     with pytest.raises(ValueError, match="ks"):
         recall_at_k(emb, emb, ks=(0,))
+
+
+def test_recall_at_k_counts_ties_against_the_model():
+    # A collapsed encoder (every embedding equal) must not look perfect.
+    n = 383
+    constant = np.ones((n, 4), "float32")
+    assert recall_at_k(constant, constant, ks=(1, 10)) == {
+        "image_to_text@1": 0.0, "text_to_image@1": 0.0, "image_to_text@10": 0.0, "text_to_image@10": 0.0}
+    expected = recall_at_k(constant, constant, ks=(1, 10), ties="expected")
+    assert expected["image_to_text@10"] == pytest.approx(10 / n) and expected["text_to_image@1"] == pytest.approx(1 / n)
+    assert recall_at_k(constant, constant, ks=(n,))["image_to_text@" + str(n)] == 1.0
+    with pytest.raises(ValueError, match="ties"):
+        recall_at_k(constant, constant, ties="optimistic")
 
 
 def test_losses_prefer_aligned_pairs():
