@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
+import sys
 
 import keras
 import tensorflow as tf
@@ -44,23 +46,45 @@ KINDS = ("auto", "default", "mirrored", "tpu", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
+TPU_VM_DEVICES = ("/dev/accel0", "/dev/vfio/0")  # TPU chips on a TPU VM (v2-v4: accel, v5e and newer: vfio)
+
+
+def _on_tpu_vm():
+    return any(os.path.exists(path) for path in TPU_VM_DEVICES)
+
+
 def tpu_cluster_resolver(tpu=None):
     """Returns a ``TPUClusterResolver`` when a TPU is reachable, else ``None``.
 
+    With ``tpu=None`` the environment decides, in the order TensorFlow
+    documents: ``TPU_NAME`` (or Colab's legacy ``COLAB_TPU_ADDR``), then
+    ``tpu="local"`` when this machine is a TPU VM (today's Colab TPU
+    runtimes and Cloud TPU VMs, whose chips show up as ``/dev/accel*`` or
+    ``/dev/vfio/*``). ``TPUClusterResolver(tpu=None)`` alone raises "Please
+    provide a TPU Name" on a TPU VM.
+
     Args:
-        tpu: TPU name or address (``None``: the environment's, e.g. Colab's
-            or a Cloud TPU VM's).
+        tpu: TPU name, ``grpc://`` address or ``"local"``; ``None``: the
+            environment's.
 
     Returns:
         A ``tf.distribute.cluster_resolver.TPUClusterResolver`` or ``None``.
     """
-    try:
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
-        if not resolver.master() and not resolver.cluster_spec().as_dict():
-            return None
-        return resolver
-    except (ValueError, RuntimeError, KeyError, tf.errors.NotFoundError, tf.errors.UnavailableError):
-        return None
+    candidates = [tpu] if tpu is not None else []
+    if tpu is None:
+        if os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR"):
+            candidates.append(None)  # the resolver reads these itself
+        if _on_tpu_vm():
+            candidates.append("local")
+    for candidate in candidates:
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=candidate)
+            if candidate != "local" and not resolver.master() and not resolver.cluster_spec().as_dict():
+                continue
+            return resolver
+        except (ValueError, RuntimeError, KeyError, tf.errors.NotFoundError, tf.errors.UnavailableError):
+            continue
+    return None
 
 
 def tpu_strategy(resolver):
@@ -77,7 +101,7 @@ def tpu_strategy(resolver):
     return tf.distribute.TPUStrategy(resolver)
 
 
-def strategy(kind="auto", tpu=None):
+def strategy(kind="auto", tpu=None, verbose=True):
     """Returns a ``tf.distribute.Strategy`` of the given kind.
 
     Args:
@@ -87,7 +111,11 @@ def strategy(kind="auto", tpu=None):
             logical CPU devices), ``"tpu"`` or ``"multi_worker"``
             (``MultiWorkerMirroredStrategy`` configured by ``TF_CONFIG``).
         tpu: TPU name or address for ``"tpu"`` / ``"auto"`` (``None``: the
-            environment's).
+            environment's: ``TPU_NAME``, else ``"local"`` on a TPU VM; see
+            ``tpu_cluster_resolver``).
+        verbose: With ``kind="auto"``, print one line to stderr saying which
+            strategy was chosen and why (it is always logged to the
+            ``"mmzoo"`` logger at INFO level).
 
     Returns:
         A ``tf.distribute.Strategy``.
@@ -128,10 +156,27 @@ def strategy(kind="auto", tpu=None):
             )
         return tpu_strategy(resolver)
     if resolver is not None:
-        return tpu_strategy(resolver)
-    if len(tf.config.list_logical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
+        chosen, why = tpu_strategy(resolver), f"a TPU was found ({_describe_tpu(tpu)})"
+    elif len(tf.config.list_logical_devices("GPU")) > 1:
+        gpus = len(tf.config.list_logical_devices("GPU"))
+        chosen, why = tf.distribute.MirroredStrategy(), f"no TPU, {gpus} GPUs"
+    else:
+        gpus = len(tf.config.list_logical_devices("GPU"))
+        chosen, why = tf.distribute.get_strategy(), f"no TPU, {gpus or 'no'} GPU{'' if gpus == 1 else 's'}"
+    replicas = chosen.num_replicas_in_sync
+    line = f"mmzoo: strategy('auto') chose {type(chosen).__name__}: {why} ({replicas} replica{'s' * (replicas != 1)})"
+    logging.getLogger("mmzoo").info(line)
+    if verbose:
+        print(line, file=sys.stderr)
+    return chosen
+
+
+def _describe_tpu(tpu):
+    if tpu is not None:
+        return f"tpu={tpu!r}"
+    if os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR"):
+        return "TPU_NAME / COLAB_TPU_ADDR"
+    return "tpu='local' on this TPU VM"
 
 
 def is_multi_worker(strategy_):

@@ -28,6 +28,45 @@ def test_strategy_kinds_and_errors():
         distribute.strategy("tpu")
 
 
+def test_auto_says_which_strategy_it_chose_and_why(capsys, monkeypatch):
+    monkeypatch.delenv("TPU_NAME", raising=False)
+    monkeypatch.delenv("COLAB_TPU_ADDR", raising=False)
+    distribute.strategy("auto")
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == ["mmzoo: strategy('auto') chose _DefaultDistributionStrategy: no TPU, no GPUs (1 replica)"]
+    distribute.strategy("auto", verbose=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_tpu_vm_is_resolved_with_tpu_local(monkeypatch):
+    """On a TPU VM (Colab's TPU runtimes) TPUClusterResolver(tpu=None) raises; TensorFlow documents tpu='local'."""
+    asked = []
+
+    class FakeResolver:
+        def __init__(self, tpu=None):
+            asked.append(tpu)
+            if tpu is None:
+                raise ValueError("Please provide a TPU Name to connect to.")
+
+        def master(self):
+            return ""
+
+        def cluster_spec(self):
+            return tf.train.ClusterSpec({})
+
+    monkeypatch.delenv("TPU_NAME", raising=False)
+    monkeypatch.delenv("COLAB_TPU_ADDR", raising=False)
+    monkeypatch.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", FakeResolver)
+    monkeypatch.setattr(distribute, "_on_tpu_vm", lambda: False)
+    assert distribute.tpu_cluster_resolver() is None and asked == []  # not a TPU VM: nothing to try
+    monkeypatch.setattr(distribute, "_on_tpu_vm", lambda: True)
+    resolver = distribute.tpu_cluster_resolver()
+    assert isinstance(resolver, FakeResolver) and asked == ["local"]
+    monkeypatch.setenv("TPU_NAME", "my-tpu")
+    asked.clear()
+    assert isinstance(distribute.tpu_cluster_resolver(), FakeResolver) and asked == [None, "local"]
+
+
 def test_multi_worker_without_tf_config_is_an_error(monkeypatch):
     """Without TF_CONFIG, MultiWorkerMirroredStrategy would silently train as one worker."""
     monkeypatch.delenv("TF_CONFIG", raising=False)
