@@ -89,7 +89,8 @@ def av_digits_concat(
         jit_compile: XLA switch for ``compile``.
         level: Level normalisation of the waveform before the log-mel:
             ``"rms"`` (default: each recording scaled to the same RMS, so a
-            quieter or louder recording gets the same answer) or ``None``.
+            quieter or louder recording gets the same answer), ``"peak"`` or
+            ``None`` (see ``mmzoo.branches.audio.spectrogram_frontend``).
 
     Returns:
         A compiled ``keras.Model`` with dict inputs named by ``modalities``:
@@ -148,7 +149,8 @@ def av_digits_attention(
         jit_compile: XLA switch for ``compile``.
         level: Level normalisation of the waveform before the log-mel:
             ``"rms"`` (default: each recording scaled to the same RMS, so a
-            quieter or louder recording gets the same answer) or ``None``.
+            quieter or louder recording gets the same answer), ``"peak"`` or
+            ``None`` (see ``mmzoo.branches.audio.spectrogram_frontend``).
 
     Returns:
         A compiled ``keras.Model`` with dict inputs named by ``modalities``.
