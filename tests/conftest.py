@@ -133,3 +133,23 @@ def _write_wav(path, samples, rate, channels=1):
 def write_wav():
     """``write_wav(path, samples, rate, channels=1)`` -> path."""
     return _write_wav
+
+
+def _png_bomb(width, height):
+    """A real PNG of width x height grey zeros: a few hundred KB that decode to width * height bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    packer, row = zlib.compressobj(9), b"\0" * (width + 1)
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="session")
+def png_bomb():
+    """``png_bomb(width, height)`` -> bytes of a real, highly compressed PNG (a decompression bomb when large)."""
+    return _png_bomb

@@ -170,7 +170,8 @@ def columns_from_metadata(metadata, path, names=None):
         raw = spec.get("raw") or {}
         kind = raw.get("kind")
         if kind == "image":
-            columns[name] = ImageColumn(name, tuple(raw["image_shape"]), fit=raw["fit"], pad_value=raw["pad_value"])
+            columns[name] = ImageColumn(name, tuple(raw["image_shape"]), fit=raw["fit"], pad_value=raw["pad_value"],
+                                        **({"max_pixels": raw["max_pixels"]} if "max_pixels" in raw else {}))
         elif kind == "audio":
             columns[name] = _audio_column(name, raw)
         elif kind == "text":

@@ -1,7 +1,9 @@
 """Audio decoding inside ``tf.data``: WAV bytes -> float32 mono waveform of a
 fixed length at the model's sample rate.
 
-WAV uses core TensorFlow (``tf.audio.decode_wav``) and always works. FLAC,
+WAV is read by ``read_wav`` (RIFF chunks walked in TensorFlow ops, header
+checked before any sample is decoded, only the needed window decoded) and
+always works. FLAC,
 MP3 and OGG need tensorflow-io's native ops (``pip install "mmzoo[audio-codecs]"``),
 which load only with the TensorFlow versions tensorflow-io was built for
 (<= 2.17); ``compressed_audio_decoder`` checks that up front and otherwise
@@ -169,14 +171,215 @@ def fit_length(waveform, num_samples, crop="start"):
     return tf.ensure_shape(out, (num_samples,))
 
 
-def decode_wav(contents, sampling_rate, num_samples, crop="start"):
-    """Decodes WAV bytes to a mono waveform at ``sampling_rate``, fixed length.
+# Limits of the WAV header, checked before any sample is decoded.
+MIN_SAMPLING_RATE = 1000
+MAX_SAMPLING_RATE = 384000
+MAX_CHANNELS = 8
+MAX_CHUNKS = 64  # chunks walked to find "fmt " and "data" (LIST/INFO/cue chunks come before "data" in the wild)
+# PCM 8-bit unsigned, 16/24/32-bit signed little-endian; IEEE float 32/64 (format 1, 3, or 0xFFFE extensible).
+WAV_FORMATS = "8-, 16-, 24- and 32-bit PCM, 32- and 64-bit float"
+
+
+def _u32(contents, offset):
+    padded = tf.strings.join([contents, b"\0" * 4])
+    raw = tf.io.decode_raw(tf.strings.substr(padded, offset, 4), tf.uint8)
+    raw = tf.cast(tf.pad(raw, [[0, 4 - tf.shape(raw)[0]]]), tf.int64)
+    return tf.reduce_sum(raw * tf.constant([1, 256, 65536, 16777216], tf.int64))
+
+
+def _u16(contents, offset):
+    return _u32(contents, offset) % 65536
+
+
+def _wav_layout(contents):
+    """Walks the RIFF chunks: ``(fmt offset, fmt size, data offset, data size)``, -1 where absent."""
+    length = tf.cast(tf.strings.length(contents), tf.int64)
+
+    def body(i, offset, fmt, fmt_size, data, data_size):
+        chunk = tf.strings.substr(tf.strings.join([contents, b"\0" * 8]), offset, 4)
+        size = _u32(contents, offset + 4)
+        is_fmt = tf.logical_and(tf.equal(chunk, b"fmt "), fmt < 0)
+        is_data = tf.logical_and(tf.equal(chunk, b"data"), data < 0)
+        fmt, fmt_size = tf.where(is_fmt, offset + 8, fmt), tf.where(is_fmt, size, fmt_size)
+        data, data_size = tf.where(is_data, offset + 8, data), tf.where(is_data, size, data_size)
+        return i + 1, offset + 8 + size + size % 2, fmt, fmt_size, data, data_size
+
+    def cond(i, offset, fmt, fmt_size, data, data_size):
+        return tf.logical_and(tf.logical_and(i < MAX_CHUNKS, offset + 8 <= length),
+                              tf.logical_or(fmt < 0, data < 0))
+
+    minus = tf.constant(-1, tf.int64)
+    _, _, fmt, fmt_size, data, data_size = tf.while_loop(
+        cond, body, (tf.constant(0), tf.constant(12, tf.int64), minus, minus, minus, minus))
+    # A streamed recording leaves the data size at 0 or 0xFFFFFFFF: its data runs to the end of the file.
+    streamed = tf.logical_and(data >= 0, tf.logical_or(tf.equal(data_size, 0), tf.equal(data_size, 0xFFFFFFFF)))
+    data_size = tf.where(streamed, length - data, data_size)
+    return fmt, fmt_size, data, data_size, length - data
+
+
+def wav_info(contents):
+    """The header of WAV bytes, read without decoding a sample.
 
     Args:
-        contents: A scalar ``tf.string`` holding a 16-bit PCM WAV file.
+        contents: A scalar ``tf.string``.
+
+    Returns:
+        A dict of int64 scalars: ``format`` (1 PCM, 3 float; the sub-format
+        of an extensible header), ``channels``, ``sampling_rate``,
+        ``bits_per_sample``, ``frames`` (samples per channel in the data
+        chunk), ``data_offset``, ``missing_bytes`` (how much of the data the
+        header announces is not in the bytes: a truncated file);
+        ``-1``/``0`` where the header lacks them.
+
+    Example:
+
+    >>> info = wav_info(tf.audio.encode_wav(tf.zeros((800, 2)), 8000))
+    >>> {k: int(v) for k, v in info.items() if k not in ("data_offset", "missing_bytes")}
+    {'format': 1, 'channels': 2, 'sampling_rate': 8000, 'bits_per_sample': 16, 'frames': 800}
+    """
+    fmt, fmt_size, data, data_size, remaining = _wav_layout(contents)
+    audio_format = _u16(contents, fmt)
+    audio_format = tf.where(tf.logical_and(tf.equal(audio_format, 0xFFFE), fmt_size >= 26),
+                            _u16(contents, fmt + 24), audio_format)
+    channels = _u16(contents, fmt + 2)
+    bits = _u16(contents, fmt + 14)
+    block = channels * ((bits + 7) // 8)
+    frames = tf.where(tf.logical_and(data >= 0, block > 0), data_size // tf.maximum(block, 1), 0)
+    found = fmt >= 0
+    return {"format": tf.where(found, audio_format, -1), "channels": tf.where(found, channels, 0),
+            "sampling_rate": tf.where(found, _u32(contents, fmt + 4), 0),
+            "bits_per_sample": tf.where(found, bits, 0), "frames": frames, "data_offset": data,
+            "missing_bytes": tf.where(data >= 0, tf.maximum(data_size - remaining, 0), 0)}
+
+
+def _samples(raw, audio_format, bits):
+    """Little-endian sample bytes -> float32 in [-1, 1]."""
+
+    def pcm8():
+        return (tf.cast(tf.io.decode_raw(raw, tf.uint8), tf.float32) - 128.0) / 128.0
+
+    def pcm16():
+        return tf.cast(tf.io.decode_raw(raw, tf.int16), tf.float32) / 32768.0
+
+    def pcm24():
+        b = tf.reshape(tf.cast(tf.io.decode_raw(raw, tf.uint8), tf.int32), [-1, 3])
+        value = b[:, 0] + b[:, 1] * 256 + b[:, 2] * 65536
+        value = tf.where(value >= 2 ** 23, value - 2 ** 24, value)
+        return tf.cast(value, tf.float32) / float(2 ** 23)
+
+    def pcm32():
+        return tf.cast(tf.io.decode_raw(raw, tf.int32), tf.float32) / float(2 ** 31)
+
+    def float32():
+        return tf.io.decode_raw(raw, tf.float32)
+
+    def float64():
+        return tf.cast(tf.io.decode_raw(raw, tf.float64), tf.float32)
+
+    kind = tf.constant(5)  # 64-bit float, or a format read_wav has refused before any sample is decoded
+    for index, (tag, width) in enumerate(((1, 8), (1, 16), (1, 24), (1, 32), (3, 32))):
+        kind = tf.where(tf.logical_and(tf.equal(audio_format, tag), tf.equal(bits, width)), index, kind)
+    return tf.switch_case(kind, [pcm8, pcm16, pcm24, pcm32, float32, float64])
+
+
+def read_wav(contents, name="audio", start=None, frames=None, max_channels=MAX_CHANNELS,
+             min_sampling_rate=MIN_SAMPLING_RATE, max_sampling_rate=MAX_SAMPLING_RATE):
+    """Decodes WAV bytes after checking the header; only the frames asked for are decoded.
+
+    ``tf.audio.decode_wav`` reads 16-bit PCM only, decodes a whole file, and
+    on some malformed files raises a ``UnicodeDecodeError`` instead of an
+    ``InvalidArgumentError``. This reader walks the RIFF chunks itself,
+    checks the format, channel count, sample rate and length from the header,
+    and decodes only ``frames`` frames from ``start`` (a 10-minute recording
+    costs what its 0.5-second window costs).
+
+    Args:
+        contents: A scalar ``tf.string`` of WAV bytes.
+        name: The input or column named in errors (a string or a scalar
+            string tensor such as ``"input `audio`, example 3"``).
+        start: First frame to decode (int64 scalar; ``None``: 0). Past the
+            end gives no frames.
+        frames: Most frames to decode (``None``: all).
+        max_channels: Most channels accepted.
+        min_sampling_rate: Lowest sample rate accepted (Hz).
+        max_sampling_rate: Highest sample rate accepted (Hz).
+
+    Returns:
+        ``(waveform, sampling_rate)``: float32 ``(frames, channels)`` in
+        [-1, 1] and the file's rate (int64 scalar).
+
+    Raises:
+        tf.errors.InvalidArgumentError: At run time, for bytes that are not
+            RIFF/WAVE, a missing ``fmt``/``data`` chunk, an unsupported
+            sample format (supported: 8-, 16-, 24- and 32-bit PCM, 32- and
+            64-bit float), a channel count or sample rate out of range, or no
+            samples; the message names ``name`` and the reason.
+
+    Example:
+
+    >>> waveform, rate = read_wav(tf.audio.encode_wav(tf.zeros((800, 2)), 8000), frames=100)
+    >>> waveform.shape, int(rate)
+    (TensorShape([100, 2]), 8000)
+    """
+    info = wav_info(contents)
+    audio_format, bits, channels, rate = (info["format"], info["bits_per_sample"], info["channels"],
+                                          info["sampling_rate"])
+    supported = tf.logical_or(
+        tf.logical_and(tf.equal(audio_format, 1), tf.reduce_any(tf.equal(bits, [8, 16, 24, 32]))),
+        tf.logical_and(tf.equal(audio_format, 3), tf.reduce_any(tf.equal(bits, [32, 64]))))
+    checks = [
+        (_assert_wav(contents, name), None),
+        (info["data_offset"] >= 0, "no fmt and data chunks (not a complete WAV file)"),
+        (supported, f"unsupported sample format (supported: {WAV_FORMATS}); format tag, bits per sample:",
+         audio_format, bits),
+        (tf.logical_and(channels >= 1, channels <= max_channels), f"channels must be 1-{max_channels}; got", channels),
+        (tf.logical_and(rate >= min_sampling_rate, rate <= max_sampling_rate),
+         f"sample rate must be {min_sampling_rate}-{max_sampling_rate} Hz; the header says", rate),
+        (tf.equal(info["missing_bytes"], 0), "truncated: bytes missing from the data chunk:", info["missing_bytes"]),
+        (info["frames"] > 0, "no samples (an empty recording)"),
+    ]
+    ops = []
+    for check_ in checks:
+        if check_[1] is None:
+            ops.append(check_[0])
+            continue
+        ok, reason, *values = check_
+        ops.append(tf.debugging.Assert(ok, [tf.strings.join([_where(name), ": invalid WAV: ", reason]), *values],
+                                       name="check_wav"))
+    with tf.control_dependencies(ops):
+        first = tf.constant(0, tf.int64) if start is None else tf.clip_by_value(tf.cast(start, tf.int64), 0,
+                                                                                 info["frames"])
+        count = info["frames"] - first
+        if frames is not None:
+            count = tf.minimum(count, tf.cast(frames, tf.int64))
+        width = tf.maximum((bits + 7) // 8, 1)
+        block = channels * width
+        raw = tf.strings.substr(contents, info["data_offset"] + first * block, count * block)
+        samples = _samples(raw, audio_format, bits)
+        waveform = tf.reshape(samples, [-1, tf.cast(tf.maximum(channels, 1), tf.int32)])
+    return waveform, rate
+
+
+def _where(name):
+    return name if isinstance(name, tf.Tensor) else tf.constant(str(name))
+
+
+def decode_wav(contents, sampling_rate, num_samples, crop="start", name="audio"):
+    """Decodes WAV bytes to a mono waveform at ``sampling_rate``, fixed length.
+
+    The header is checked first (``read_wav``) and only the window the
+    output needs is decoded and resampled: the crop is placed in the file's
+    own frames, so a long recording costs what its window costs.
+
+    Args:
+        contents: A scalar ``tf.string`` holding a WAV file (8-, 16-, 24- or
+            32-bit PCM, 32- or 64-bit float; any channel count up to
+            ``MAX_CHANNELS``, any rate in ``[MIN_SAMPLING_RATE,
+            MAX_SAMPLING_RATE]``).
         sampling_rate: Output sample rate; other rates are resampled.
         num_samples: Output length (crop or zero-pad at the end).
         crop: ``"start"``, ``"center"`` or ``"end"`` (see ``fit_length``).
+        name: The input or column named in errors.
 
     Returns:
         float32 ``(num_samples,)`` in [-1, 1].
@@ -184,24 +387,43 @@ def decode_wav(contents, sampling_rate, num_samples, crop="start"):
     Raises:
         ValueError: If an argument is invalid.
         tf.errors.InvalidArgumentError: At run time, if the bytes are not a
-            valid WAV file (e.g. truncated); bytes of another format (FLAC,
-            MP3, OGG) get a message naming it and how to decode or convert it.
+            valid WAV file (truncated, unsupported format, no samples, a rate
+            or channel count out of range, or all samples zero); bytes of
+            another format (FLAC, MP3, OGG) get a message naming it and how
+            to decode or convert it. The message names ``name``.
 
     Example:
 
-    >>> wav = tf.audio.encode_wav(tf.zeros((16000, 2)), 16000)
+    >>> wav = tf.audio.encode_wav(tf.zeros((16000, 2)) + 0.1, 16000)
     >>> decode_wav(wav, 8000, 4000).shape
     TensorShape([4000])
     """
     sampling_rate = check.positive_int("sampling_rate", sampling_rate)
     num_samples = check.positive_int("num_samples", num_samples)
-    with tf.control_dependencies([_assert_wav(contents)]):
-        waveform, rate = tf.audio.decode_wav(contents)
-    waveform = resample(mono(waveform), rate, sampling_rate)
-    return fit_length(waveform, num_samples, crop)
+    check.choice("crop", crop, set(CROP_MODES))
+    info = wav_info(contents)
+    rate, frames = tf.maximum(info["sampling_rate"], 1), info["frames"]
+    out_total = (frames * sampling_rate + rate // 2) // rate
+    extra = tf.maximum(out_total - num_samples, 0)
+    out_offset = {"start": tf.zeros_like(extra), "center": extra // 2, "end": extra}[crop]
+    window = (num_samples * rate + sampling_rate - 1) // sampling_rate  # source frames for num_samples outputs
+    start = tf.clip_by_value((out_offset * rate) // sampling_rate, 0, tf.maximum(frames - window, 0))
+    waveform, rate = read_wav(contents, name, start=start, frames=window)
+    waveform = mono(waveform)
+    with tf.control_dependencies([assert_not_silent(waveform, name)]):
+        waveform = resample(waveform, rate, sampling_rate)
+    return fit_length(waveform, num_samples, "start")
 
 
-def _assert_wav(contents):
+def assert_not_silent(waveform, name="audio"):
+    """A graph assertion that a decoded waveform has a non-zero sample; ``name`` is named in the error."""
+    return tf.debugging.Assert(
+        tf.reduce_any(tf.not_equal(waveform, 0.0)),
+        [tf.strings.join([_where(name), ": invalid WAV: every sample is zero (a silent recording)"])],
+        name="check_not_silent")
+
+
+def _assert_wav(contents, name="audio"):
     """A graph assertion that ``contents`` starts like a WAV file, naming the format it looks like."""
     head = tf.strings.substr(tf.strings.join([contents, tf.constant(bytes(12))]), 0, 12)
     is_wav = tf.logical_and(
@@ -211,7 +433,7 @@ def _assert_wav(contents):
     for name, magics in reversed(_FORMAT_MAGIC):
         matches = tf.reduce_any([tf.equal(tf.strings.substr(head, 0, len(m)), m) for m in magics])
         found = tf.where(matches, f"{name} audio", found)
-    message = tf.strings.join(["Expected a WAV file (RIFF/WAVE) but found ", found, ". ",
+    message = tf.strings.join([_where(name), ": expected a WAV file (RIFF/WAVE) but found ", found, ". ",
                                _ways_out()])
     return tf.debugging.Assert(is_wav, [message])
 
@@ -285,7 +507,7 @@ def compressed_audio_decoder(extension, name=None):
     return decode_compressed
 
 
-def audio_decoder(path_or_extension, sampling_rate, num_samples, crop="start", source_rate=None):
+def audio_decoder(path_or_extension, sampling_rate, num_samples, crop="start", source_rate=None, name="audio"):
     """Picks the decoder for a file type: ``bytes -> (num_samples,) float32``.
 
     Args:
@@ -296,9 +518,11 @@ def audio_decoder(path_or_extension, sampling_rate, num_samples, crop="start", s
         crop: ``"start"``, ``"center"`` or ``"end"``.
         source_rate: Sample rate of compressed files (their decoders do not
             report it); required for FLAC/MP3/OGG.
+        name: The column named in WAV errors.
 
     Returns:
-        A function usable inside ``Dataset.map``.
+        A function usable inside ``Dataset.map``: ``decode(contents,
+        name=name)``.
 
     Raises:
         UnsupportedAudioFormatError: For a type that cannot be decoded here.
@@ -312,12 +536,12 @@ def audio_decoder(path_or_extension, sampling_rate, num_samples, crop="start", s
     path = os.fspath(path_or_extension)
     extension = os.path.splitext(path)[1].lower() or path.lower()
     if extension in WAV_EXTENSIONS:
-        return lambda contents: decode_wav(contents, sampling_rate, num_samples, crop)
+        return lambda contents, name=name: decode_wav(contents, sampling_rate, num_samples, crop, name=name)
     decode = compressed_audio_decoder(extension, name=path if path.lower() != extension else None)
     if source_rate is None:
         raise ValueError(f"`source_rate` is required to decode {extension} files. Received: source_rate=None")
 
-    def decode_compressed(contents):
+    def decode_compressed(contents, name=name):
         waveform = resample(mono(decode(contents)), source_rate, sampling_rate)
         return fit_length(waveform, num_samples, crop)
 

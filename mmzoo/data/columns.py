@@ -102,6 +102,10 @@ class ImageColumn(FileColumn):
         image_shape: ``(height, width, channels)`` the model expects.
         fit: ``"resize"`` (stretch) or ``"pad"`` (keep aspect, pad).
         pad_value: Padding value for ``fit="pad"`` (1.0 = white).
+        max_pixels: The most pixels (``height * width``, read from the
+            file's header) an image may have; larger files are refused
+            before they are decoded (a decompression bomb costs nothing).
+            Default 4096 x 4096. Exports keep the column's limit.
 
     Raises:
         ValueError: If an argument is invalid.
@@ -113,14 +117,18 @@ class ImageColumn(FileColumn):
     ('path', (72, 72, 3))
     """
 
-    def __init__(self, column, image_shape, fit="resize", pad_value=1.0):
+    def __init__(self, column, image_shape, fit="resize", pad_value=1.0, max_pixels=image_lib.DEFAULT_MAX_PIXELS):
         super().__init__(column)
         self.image_shape = image_lib.check_image_shape(image_shape)
         self.fit = check.choice("fit", fit, set(image_lib.FIT_MODES))
         self.pad_value = float(pad_value)
+        self.max_pixels = check.positive_int("max_pixels", max_pixels)
 
-    def decode_bytes(self, contents):
-        return image_lib.decode_image(contents, self.image_shape, fit=self.fit, pad_value=self.pad_value)
+    def decode_bytes(self, contents, where=None):
+        """Decodes one file's bytes; ``where`` (default: the column) is named in errors."""
+        return image_lib.decode_image(contents, self.image_shape, fit=self.fit, pad_value=self.pad_value,
+                                      max_pixels=self.max_pixels,
+                                      name=f"column `{self.column}`" if where is None else where)
 
 
 class AudioColumn(FileColumn):
@@ -183,9 +191,10 @@ class AudioColumn(FileColumn):
             extension or ".wav", self.sampling_rate, self.num_samples, self.crop, self.source_rate
         )
 
-    def decode_bytes(self, contents):
+    def decode_bytes(self, contents, where=None):
+        """Decodes one file's bytes; ``where`` (default: the column) is named in errors."""
         decode = self._decode or audio_lib.audio_decoder(".wav", self.sampling_rate, self.num_samples, self.crop)
-        return decode(contents)
+        return decode(contents, name=f"column `{self.column}`" if where is None else where)
 
 
 class TextColumn:

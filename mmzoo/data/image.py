@@ -14,6 +14,9 @@ from mmzoo import _validation as check
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 FIT_MODES = ("resize", "pad")
+# 4096 x 4096: a 12-megapixel phone photo fits; a decompression bomb (a few hundred KB of PNG that
+# decodes to gigabytes) is refused from its header before any pixel is decoded.
+DEFAULT_MAX_PIXELS = 4096 * 4096
 
 
 def check_image_shape(image_shape):
@@ -26,6 +29,89 @@ def check_image_shape(image_shape):
     if image_shape[-1] not in (1, 3, 4):
         raise ValueError(f"`image_shape` must have 1, 3 or 4 channels. Received: image_shape={image_shape!r}")
     return image_shape
+
+
+def _bytes_at(contents, offset, length):
+    """``length`` bytes of ``contents`` from ``offset`` as int64 values (zero-padded past the end)."""
+    padded = tf.strings.join([contents, b"\0" * (offset + length)])
+    raw = tf.io.decode_raw(tf.strings.substr(padded, offset, length), tf.uint8)
+    return tf.cast(tf.ensure_shape(raw, (length,)), tf.int64)
+
+
+def _big_endian(values):
+    return tf.reduce_sum(values * tf.constant([256 ** i for i in reversed(range(values.shape[0]))], tf.int64))
+
+
+def _little_endian(values):
+    return tf.reduce_sum(values * tf.constant([256 ** i for i in range(values.shape[0])], tf.int64))
+
+
+def encoded_image_size(contents):
+    """``(height, width)`` of encoded image bytes, read from the header alone (nothing is decoded).
+
+    PNG (IHDR), GIF (logical screen), BMP (info header) and JPEG (the SOF
+    marker, ``tf.image.extract_jpeg_shape``). Bytes of another format give
+    ``(0, 0)``; the decoder then refuses them.
+
+    Args:
+        contents: A scalar ``tf.string``.
+
+    Returns:
+        An int64 tensor ``[height, width]``.
+
+    Example:
+
+    >>> png = tf.io.encode_png(tf.zeros((3, 5, 1), tf.uint8))
+    >>> encoded_image_size(png).numpy().tolist()
+    [3, 5]
+    """
+    def has(prefix):
+        return tf.equal(tf.strings.substr(tf.strings.join([contents, b"\0" * len(prefix)]), 0, len(prefix)), prefix)
+
+    def png():
+        return tf.stack([_big_endian(_bytes_at(contents, 20, 4)), _big_endian(_bytes_at(contents, 16, 4))])
+
+    def gif():
+        return tf.stack([_little_endian(_bytes_at(contents, 8, 2)), _little_endian(_bytes_at(contents, 6, 2))])
+
+    def bmp():
+        def signed(v):  # int32: a negative height means a top-down bitmap
+            return tf.abs(tf.where(v >= 2 ** 31, v - 2 ** 32, v))
+
+        return tf.stack([signed(_little_endian(_bytes_at(contents, 22, 4))),
+                         signed(_little_endian(_bytes_at(contents, 18, 4)))])
+
+    def jpeg():
+        return tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64)
+
+    return tf.case([(has(b"\x89PNG"), png), (has(b"GIF8"), gif), (has(b"BM"), bmp), (has(b"\xff\xd8\xff"), jpeg)],
+                   default=lambda: tf.zeros([2], tf.int64), exclusive=True)
+
+
+def check_image_size(contents, max_pixels=DEFAULT_MAX_PIXELS, name="image"):
+    """Refuses encoded images with more than ``max_pixels`` pixels, from the header, before decoding.
+
+    Args:
+        contents: A scalar ``tf.string`` of encoded image bytes.
+        max_pixels: The most ``height * width`` allowed.
+        name: The input or column named in the error (a string, or a scalar
+            string tensor such as ``"serving input `image`, example 3"``).
+
+    Returns:
+        ``contents``, behind the check.
+
+    Raises:
+        tf.errors.InvalidArgumentError: At run time, for a larger image; the
+            message names ``name``, the limit and the header's size.
+    """
+    size = encoded_image_size(contents)
+    ok = size[0] * size[1] <= max_pixels
+    where = name if isinstance(name, tf.Tensor) else tf.constant(str(name))
+    reason = f": image too large: more than max_pixels={max_pixels} pixels; height, width in its header:"
+    check_op = tf.debugging.Assert(ok, [tf.strings.join([where, reason]), size], summarize=2,
+                                   name="check_image_size")
+    with tf.control_dependencies([check_op]):
+        return tf.identity(contents)
 
 
 def _to_rgba(image):
@@ -85,7 +171,7 @@ def fit_image(image, height, width, fit="resize", pad_value=1.0):
     return tf.clip_by_value(out, 0.0, 1.0)
 
 
-def decode_image(contents, image_shape, fit="resize", pad_value=1.0):
+def decode_image(contents, image_shape, fit="resize", pad_value=1.0, max_pixels=DEFAULT_MAX_PIXELS, name="image"):
     """Decodes encoded image bytes to a model-ready float32 image.
 
     Runs in graph mode (inside ``Dataset.map``) or eagerly.
@@ -97,14 +183,18 @@ def decode_image(contents, image_shape, fit="resize", pad_value=1.0):
             composited on white.
         fit: ``"resize"`` (stretch) or ``"pad"`` (keep aspect ratio, pad).
         pad_value: Value of the padding for ``fit="pad"``.
+        max_pixels: The most ``height * width`` the header may announce
+            (``check_image_size``); larger images are refused before decoding.
+        name: The column or input named in errors.
 
     Returns:
         float32 tensor of shape ``image_shape`` with values in [0, 1].
 
     Raises:
-        ValueError: If ``image_shape`` or ``fit`` is invalid.
+        ValueError: If ``image_shape``, ``fit`` or ``max_pixels`` is invalid.
         tf.errors.InvalidArgumentError: At run time, if the bytes are not a
-            decodable image (the pipeline turns this into a row-level error).
+            decodable image or announce more than ``max_pixels`` pixels (the
+            pipeline turns this into a row-level error).
 
     Example:
 
@@ -114,6 +204,8 @@ def decode_image(contents, image_shape, fit="resize", pad_value=1.0):
     """
     height, width, channels = check_image_shape(image_shape)
     check.choice("fit", fit, set(FIT_MODES))
+    check.positive_int("max_pixels", max_pixels)
+    contents = check_image_size(contents, max_pixels, name)
     image = tf.io.decode_image(contents, channels=0, dtype=tf.uint8, expand_animations=False)
     image = tf.image.convert_image_dtype(image, tf.float32)
     image = to_channels(_to_rgba(image), channels)

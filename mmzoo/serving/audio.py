@@ -15,6 +15,9 @@ import tensorflow as tf
 from mmzoo.data import AudioColumn
 from mmzoo.data import audio as audio_lib
 
+# The recipe trims leading silence, so it reads more than its window; at most this many seconds are decoded.
+MAX_SECONDS = 10
+
 
 def fit_waveform(waveform, num_samples, frame=32, threshold=0.05, margin=200, peak=0.9):
     """TensorFlow twin of ``mmzoo.datasets.av_digits_recipe.fit_waveform``.
@@ -98,9 +101,14 @@ class FittedAudioColumn(AudioColumn):
                 raise ValueError(f"`{arg}` must be a positive number. Received: {arg}={value!r}")
         self.frame, self.threshold, self.margin, self.peak = frame, float(threshold), margin, float(peak)
 
-    def decode_bytes(self, contents):
-        waveform, rate = tf.audio.decode_wav(contents)
-        waveform = audio_lib.resample(audio_lib.mono(waveform), rate, self.sampling_rate)
+    def decode_bytes(self, contents, where=None):
+        """Decodes one WAV's bytes (its first ``MAX_SECONDS`` at most); ``where`` is named in errors."""
+        name = f"column `{self.column}`" if where is None else where
+        info = audio_lib.wav_info(contents)
+        waveform, rate = audio_lib.read_wav(contents, name, frames=MAX_SECONDS * tf.maximum(info["sampling_rate"], 1))
+        waveform = audio_lib.mono(waveform)
+        with tf.control_dependencies([audio_lib.assert_not_silent(waveform, name)]):
+            waveform = audio_lib.resample(waveform, rate, self.sampling_rate)
         return fit_waveform(waveform, self.num_samples, self.frame, self.threshold, self.margin, self.peak)
 
     def serving_config(self):

@@ -94,7 +94,7 @@ def column_config(column):
     kind = raw_kind(column)
     if kind == "image":
         return {"kind": "image", "encoding": "PNG, JPEG, BMP or GIF bytes", "image_shape": list(column.image_shape),
-                "fit": column.fit, "pad_value": column.pad_value}
+                "fit": column.fit, "pad_value": column.pad_value, "max_pixels": column.max_pixels}
     if kind == "audio":
         config = {"kind": "audio", "encoding": "WAV bytes (16-bit PCM, any rate, mono or multi-channel)",
                   "sampling_rate": column.sampling_rate, "num_samples": column.num_samples, "crop": column.crop}
@@ -246,20 +246,24 @@ def decode_all(columns, inputs, parallel_iterations=32, optional=()):
     if files:
         names = [n for n, _ in files]
 
-        def decode_one(n, b):
+        def decode_one(n, b, index):
+            where = tf.strings.format("serving input `" + n + "`, example {}", [index])
             if n not in optional:
-                return columns[n].decode_bytes(b)
+                return columns[n].decode_bytes(b, where=where)
             zeros = tf.zeros(decoded_shape(columns[n]), tf.float32)
-            return tf.cond(tf.equal(b, ""), lambda: zeros, lambda: tf.cast(columns[n].decode_bytes(b), tf.float32))
+            return tf.cond(tf.equal(b, ""), lambda: zeros,
+                           lambda: tf.cast(columns[n].decode_bytes(b, where=where), tf.float32))
 
         def decode_example(example):
-            return tuple(decode_one(n, b) for n, b in zip(names, example))
+            index, example = example[0], example[1:]
+            return tuple(decode_one(n, b, index) for n, b in zip(names, example))
 
         specs = tuple(tf.TensorSpec(decoded_shape(columns[n]), tf.float32) for n in names)
         if len(files) > 1:
             with tf.control_dependencies(check_same_batch(dict(files))):
                 files = [(n, tf.identity(s)) for n, s in files]
-        decoded = tf.map_fn(decode_example, tuple(s for _, s in files), fn_output_signature=specs,
+        indices = tf.range(tf.size(files[0][1]))
+        decoded = tf.map_fn(decode_example, (indices, *(s for _, s in files)), fn_output_signature=specs,
                             parallel_iterations=parallel_iterations)
         out.update(zip(names, decoded))
     return out

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -81,3 +83,31 @@ def test_corrupt_bytes_raise_and_bad_arguments():
         image.decode_image(_png(np.zeros((2, 2, 3), np.uint8)), (4, 4, 2))
     with pytest.raises(ValueError, match="fit"):
         image.decode_image(_png(np.zeros((2, 2, 3), np.uint8)), (4, 4, 3), fit="stretch")
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP"])
+def test_header_size_is_read_without_decoding(fmt):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((37, 53, 3), np.uint8)).save(buffer, format=fmt)
+    assert image.encoded_image_size(tf.constant(buffer.getvalue())).numpy().tolist() == [37, 53]
+    assert image.encoded_image_size(tf.constant(b"GIF8")).numpy().tolist() == [0, 0]  # truncated: no size
+
+
+def test_decompression_bomb_is_refused_from_its_header(png_bomb):
+    bomb = png_bomb(20000, 20000)  # 400 megapixels in about 400 KB
+    assert len(bomb) < 1_000_000
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        image.decode_image(tf.constant(bomb), (28, 28, 1), name="column `photo`")
+    message = str(error.value)
+    assert "column `photo`: image too large: more than max_pixels=16777216 pixels" in message
+    assert re.search(r"20000\D+20000", message)
+    small = png_bomb(64, 48)
+    assert image.decode_image(tf.constant(small), (8, 8, 1)).shape == (8, 8, 1)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="max_pixels=3000"):
+        image.decode_image(tf.constant(small), (8, 8, 1), max_pixels=3000)
+    with pytest.raises(ValueError, match="max_pixels"):
+        image.decode_image(tf.constant(small), (8, 8, 1), max_pixels=0)
