@@ -83,6 +83,11 @@ class ExportedModel:
         ok_kind = array.dtype.kind in "iu" if want.is_integer else array.dtype.kind in "iuf"
         if not ok_kind:
             raise ValueError(f"Input {name!r}: expected {want.name} values. Received dtype: {array.dtype}")
+        if array.dtype.kind in "iu" and want.is_floating and (spec.get("raw") or {}).get("kind") == "image":
+            raise ValueError(
+                f"Input {name!r}: images are float32 in [0, 1]; integer pixels are not converted silently (divide "
+                f"8-bit pixels by 255, or send the encoded file with predict_raw). Received dtype: {array.dtype}"
+            )
         if list(array.shape[1:]) != spec["shape"][1:] or array.ndim != len(spec["shape"]):
             raise ValueError(
                 f"Input {name!r}: expected shape {tuple(spec['shape'])} (None = batch). Received: {array.shape}"
@@ -100,8 +105,12 @@ class ExportedModel:
             Dict of numpy outputs.
 
         Raises:
-            ValueError: If the keys do not match the signature's inputs.
-            tf.errors.InvalidArgumentError: If a value is invalid (e.g. an empty batch).
+            ValueError: If the keys do not match the signature's inputs, or
+                an image input is given integer pixels (images are float32
+                in [0, 1]).
+            tf.errors.InvalidArgumentError: If a value is invalid (an empty
+                batch, NaN or infinite values, image values outside [0, 1]);
+                the message names the input and the bad example indices.
         """
         return self._call(signature, inputs, lambda name: tf.as_dtype(self.inputs[name]["dtype"]))
 

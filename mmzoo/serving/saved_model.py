@@ -98,8 +98,18 @@ def _resolve_preprocessing(preprocessing, input_specs):
     return columns, preset_names
 
 
-def _checked(inputs):
-    """Asserts a non-empty batch, the static example shape and equal batch sizes; returns the inputs."""
+def _bad_indices(ok):
+    """Batch indices of the examples where the per-example boolean ``ok`` is false."""
+    return tf.cast(tf.where(tf.logical_not(ok))[:, 0], tf.int32)
+
+
+def _checked(inputs, unit_range=()):
+    """Asserts a non-empty batch, the static example shape, equal batch sizes and finite values; returns the inputs.
+
+    Float inputs must be finite (NaN or inf would give NaN probabilities and
+    class 0); inputs named in ``unit_range`` (images) must lie in [0, 1], the
+    range the model was trained on (0-255 pixels would be silently misread).
+    """
     checks = [
         tf.debugging.assert_positive(
             tf.shape(x)[0], message=f"serving input `{name}`: empty batch (expected at least one example)"
@@ -116,6 +126,21 @@ def _checked(inputs):
         if x.shape.rank and x.shape.rank > 1
     ]
     checks += raw_lib.check_same_batch(inputs)
+    for name, x in inputs.items():
+        if not x.dtype.is_floating:
+            continue
+        axes = list(range(1, x.shape.rank or 1)) if (x.shape.rank or 0) > 1 else None
+        finite = tf.math.is_finite(x) if axes is None else tf.reduce_all(tf.math.is_finite(x), axis=axes)
+        checks.append(tf.debugging.Assert(tf.reduce_all(finite), [
+            f"serving input `{name}`: NaN or infinite values; bad example indices:", _bad_indices(finite)],
+            name="check_finite"))
+        if name in unit_range:
+            inside = tf.logical_and(x >= 0.0, x <= 1.0)
+            inside = tf.reduce_all(inside, axis=axes) if axes else inside
+            checks.append(tf.debugging.Assert(tf.reduce_all(inside), [
+                f"serving input `{name}`: pixel values outside [0, 1] (images are float32 in [0, 1]: divide 8-bit "
+                "pixels by 255, or send the encoded file to serving_raw); bad example indices:",
+                _bad_indices(inside)], name="check_unit_range"))
     with tf.control_dependencies(checks):
         return {name: tf.identity(x) for name, x in inputs.items()}
 
@@ -143,11 +168,11 @@ def _endpoints(model, encoders, task, class_names, threshold):
     return [("serving_default", sorted(model.input), serve)]
 
 
-def _tensor_fn(fn):
+def _tensor_fn(fn, unit_range=()):
     """The numeric endpoint: checks, then ``fn``."""
 
     def serve(inputs):
-        return fn(_checked(inputs))
+        return fn(_checked(inputs, unit_range))
 
     return serve
 
@@ -166,15 +191,42 @@ def _raw_name(endpoint):
 
 
 def _prepare_folder(path):
+    """Checks ``path`` can receive an export (nothing is deleted yet) and creates its parent."""
     path = os.fspath(path)
-    if os.path.exists(path):
-        if not os.path.isdir(path) or (os.listdir(path) and not os.path.isfile(os.path.join(path, "saved_model.pb"))):
-            raise ValueError(
-                f"`path` exists and is not a SavedModel folder; refusing to overwrite it. Received: path={path!r}"
-            )
-        shutil.rmtree(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if os.path.exists(path) and (
+        not os.path.isdir(path) or (os.listdir(path) and not os.path.isfile(os.path.join(path, "saved_model.pb")))
+    ):
+        raise ValueError(
+            f"`path` exists and is not a SavedModel folder; refusing to overwrite it. Received: path={path!r}"
+        )
+    parent = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"`path`: cannot create the folder {parent!r} for the export ({error.strerror}). "
+                      f"Received: path={path!r}") from None
+    if not os.access(parent, os.W_OK):
+        raise OSError(f"`path`: the folder {parent!r} is not writable. Received: path={path!r}")
     return path
+
+
+def _swap_into_place(staging, path):
+    """Renames the finished ``staging`` folder to ``path`` (same parent: atomic), replacing an older export."""
+    pb = os.path.join(staging, "saved_model.pb")
+    if not os.path.isfile(pb) or os.path.getsize(pb) == 0:
+        raise OSError(f"The export to {path!r} wrote no saved_model.pb (is the disk full?); nothing was replaced.")
+    old = None
+    if os.path.exists(path):
+        old = f"{staging}.previous"
+        os.rename(path, old)
+    try:
+        os.rename(staging, path)
+    except OSError:
+        if old is not None:
+            os.rename(old, path)  # the previous export stays where it was
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def export(model, path, preprocessing=None, class_names=None, threshold=None, task=None):
@@ -250,7 +302,8 @@ def export(model, path, preprocessing=None, class_names=None, threshold=None, ta
     for endpoint, names, fn in _endpoints(model, encoders, task, class_names, threshold):
         specs = {n: input_specs[n] for n in names}
 
-        served = archive.add_endpoint(endpoint, _tensor_fn(fn), input_signature=[specs])
+        images = [n for n in names if n in columns and raw_lib.raw_kind(columns[n]) == "image"]
+        served = archive.add_endpoint(endpoint, _tensor_fn(fn, images), input_signature=[specs])
         output_names = sorted(served.get_concrete_function(specs).structured_outputs)
         signatures[endpoint] = {"inputs": names, "outputs": output_names, "raw": False}
         if columns:
@@ -269,9 +322,11 @@ def export(model, path, preprocessing=None, class_names=None, threshold=None, ta
         return {"json": tf.constant(metadata_json)}
 
     archive.add_endpoint("metadata", tf.function(metadata_fn, input_signature=[]))
-    with tempfile.TemporaryDirectory() as tmp:
-        # Written to a fresh folder, then moved, so a failed export leaves no half folder.
-        staging = os.path.join(tmp, "export")
+    # Written to a hidden sibling folder and renamed into place (one filesystem, so the rename is atomic):
+    # a failed export (a full disk, an interrupt) leaves neither a half-written model nor a lost older one.
+    parent, base = os.path.split(os.path.abspath(path))
+    staging = tempfile.mkdtemp(prefix=f".{base}.partial-", dir=parent)
+    try:
         archive.write_out(staging, verbose=False)
         assets = os.path.join(staging, "assets")
         os.makedirs(assets, exist_ok=True)
@@ -282,7 +337,9 @@ def export(model, path, preprocessing=None, class_names=None, threshold=None, ta
                 column.tokenizer.save(os.path.join(assets, metadata_lib.TOKENIZERS_DIR, name))
         if encoders is None:
             _save_keras_copy(model, assets)
-        shutil.move(staging, path)
+        _swap_into_place(staging, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return path
 
 

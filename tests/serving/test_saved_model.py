@@ -168,7 +168,7 @@ def test_metadata_holds_class_names_and_input_contract(exports):
         "optional": False,  # no modality dropout: every input is required
         "absent_encoding": None,
         "raw": {"kind": "image", "encoding": "PNG, JPEG, BMP or GIF bytes", "image_shape": [28, 28, 1],
-                "fit": "resize", "pad_value": 1.0},
+                "fit": "resize", "pad_value": 1.0, "max_pixels": 4096 * 4096},
     }
     assert meta["inputs"]["audio"]["raw"]["sampling_rate"] == fx.AUDIO_RATE
     assert sorted(meta["signatures"]["serving_raw"]["outputs"]) == ["class_id", "class_name", "probabilities"]
@@ -248,7 +248,7 @@ def test_tfsm_layer_reloads_export(av_export):
     np.testing.assert_allclose(keras.ops.convert_to_numpy(out["probabilities"]), expected, atol=ATOL)
 
 
-def _bad_calls(served, raw, x):
+def _bad_calls(served, raw, x, bomb):
     png = raw["image"][0]
     wav = raw["audio"][0]
     garbage = b"\x00\x01not an image at all" * 4
@@ -260,6 +260,15 @@ def _bad_calls(served, raw, x):
         "png where wav expected": (
             lambda: served.predict_raw({"image": [png], "audio": [png]}),
             "serving input `audio`: expected WAV bytes",
+        ),
+        "decompression bomb": (
+            lambda: served.predict_raw({"image": [png, bomb], "audio": [wav, wav]}),
+            "serving input `image`, example 1: image too large: more than max_pixels=16777216 pixels",
+        ),
+        "wav header then garbage": (  # tf.audio.decode_wav raised UnicodeDecodeError here
+            lambda: served.predict_raw(
+                {"image": [png, png], "audio": [wav, b"RIFF\x24\x00\x00\x00WAVE" + bytes(range(255, -1, -1))]}),
+            "serving input `audio`, example 1: invalid WAV: no fmt and data chunks",
         ),
         "empty raw batch": (lambda: served.predict_raw({"image": [], "audio": []}), "empty batch"),
         "mismatched batch": (lambda: served.predict_raw({"image": [png, png], "audio": [wav]}), "same batch size"),
@@ -279,19 +288,34 @@ def _bad_calls(served, raw, x):
             "serving input `image`: wrong shape; expected (batch, 28, 28, 1)",
         ),
         "wrong keys": (lambda: served.predict({"image": x["image"]}), "audio"),
+        "nan audio": (
+            lambda: served.predict({"image": x["image"], "audio": np.where(np.arange(x["audio"].shape[1]) == 7,
+                                                                            np.nan, x["audio"])}),
+            "serving input `audio`: NaN or infinite values; bad example indices:",
+        ),
+        "pixels 0-255": (
+            lambda: served.predict({"image": x["image"] * 255.0, "audio": x["audio"]}),
+            "serving input `image`: pixel values outside [0, 1]",
+        ),
+        "uint8 pixels": (
+            lambda: served.predict({"image": (x["image"] * 255).astype(np.uint8), "audio": x["audio"]}),
+            "integer pixels are not converted silently",
+        ),
     }
 
 
 @pytest.mark.parametrize(
     "case",
-    ["garbage image bytes", "png where wav expected", "empty raw batch", "mismatched batch", "empty tensor batch",
-     "wrong shape", "wrong dtype", "signature dtype", "signature shape", "wrong keys"],
+    ["garbage image bytes", "png where wav expected", "decompression bomb", "wav header then garbage",
+     "empty raw batch", "mismatched batch", "empty tensor batch",
+     "wrong shape", "wrong dtype", "signature dtype", "signature shape", "wrong keys", "nan audio", "pixels 0-255",
+     "uint8 pixels"],
 )
-def test_bad_input_names_the_input_and_model_keeps_serving(av_export, case):
+def test_bad_input_names_the_input_and_model_keeps_serving(av_export, case, png_bomb):
     served = av_export["served"]
     columns, _ = serving.preset("av_digits")
     x = fx.decode_with_data(columns, {k: v[:1] for k, v in av_export["raw"].items()})
-    call, expected_text = _bad_calls(served, av_export["raw"], x)[case]
+    call, expected_text = _bad_calls(served, av_export["raw"], x, png_bomb(20000, 20000))[case]
     with pytest.raises((tf.errors.InvalidArgumentError, ValueError, TypeError)) as info:
         call()
     assert expected_text in str(info.value), str(info.value)[:2000]
@@ -320,3 +344,23 @@ def test_export_refuses_to_overwrite_a_non_savedmodel_folder(tmp_path):
     with pytest.raises(ValueError, match="not a SavedModel folder"):
         mmzoo.export(mmzoo.zoo.build_tiny("av_digits_concat"), str(tmp_path), preprocessing="av_digits")
     assert (tmp_path / "notes.txt").exists()
+
+
+def test_failed_export_keeps_the_previous_model_and_leaves_no_partial_folder(tmp_path, monkeypatch):
+    from mmzoo.serving import saved_model as saved_model_lib
+
+    model = mmzoo.build("av_digits_concat")
+    path = tmp_path / "model"
+    mmzoo.export(model, path, preprocessing="av_digits")
+    before = (path / "saved_model.pb").read_bytes()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(saved_model_lib, "_save_keras_copy", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        mmzoo.export(model, path, preprocessing="av_digits")
+    assert (path / "saved_model.pb").read_bytes() == before  # the older export is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no half-written sibling
+    raw = {"image": fx.mnist_pngs(1)[0], "audio": [Path(fx.fsdd_paths(1)[0]).read_bytes()]}
+    assert mmzoo.load(path).predict_raw(raw)["probabilities"].shape == (1, 10)
