@@ -74,3 +74,31 @@ def identifier(name, value):
             f"`{name}` must be a non-empty string of letters, digits, '_' or '-'. Received: {name}={value!r}"
         )
     return value
+
+
+def writable_folder(name, path):
+    """Creates folder ``path`` if needed and proves it writable (a probe file written and removed).
+
+    Goes through ``tf.io.gfile``, so ``gs://`` and TensorFlow's other file
+    systems are checked the way they will be written. Meant to run before a
+    long job, so a bad folder fails in a second, not after training.
+
+    Raises:
+        ValueError: One line naming the argument, the folder and the reason.
+    """
+    import uuid  # noqa: PLC0415
+
+    import tensorflow as tf  # noqa: PLC0415
+
+    folder = str(path)
+    probe = f"{folder.rstrip('/')}/.mmzoo_write_check_{uuid.uuid4().hex}"
+    try:
+        tf.io.gfile.makedirs(folder)
+        with tf.io.gfile.GFile(probe, "w") as f:
+            f.write("ok")
+        tf.io.gfile.remove(probe)
+    except (OSError, tf.errors.OpError) as error:
+        reason = getattr(error, "strerror", None) or getattr(error, "message", None) or str(error)
+        reason = " ".join(str(reason).split())[:200]
+        raise ValueError(f"`{name}`: cannot write to {folder!r}: {reason}. Received: {name}={folder!r}") from None
+    return path

@@ -30,6 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mmzoo import _validation as check
 from mmzoo import datasets, zoo
 from mmzoo import heads as heads_lib
 from mmzoo.serving.saved_model import export
@@ -105,8 +106,9 @@ def train_and_evaluate(
         ``paths``, ``confusion``, ``weights_sha256`` and ``chief``.
 
     Raises:
-        ValueError: If ``model_name`` has no bundled dataset or an argument
-            is invalid.
+        ValueError: If ``model_name`` has no bundled dataset, an argument is
+            invalid, or ``output_dir`` / ``backup_dir`` cannot be written
+            (checked before training).
 
     Example::
 
@@ -133,6 +135,9 @@ def train_and_evaluate(
         raise ValueError(f"`jit_compile` must be None, True or False. Received: jit_compile={jit_compile!r}")
     if backup_dir is not None and not (isinstance(backup_dir, (str, os.PathLike)) and str(backup_dir)):
         raise ValueError(f"`backup_dir` must be a folder path or None. Received: backup_dir={backup_dir!r}")
+    check.writable_folder("output_dir", output_dir)  # before training, not after it
+    if backup_dir is not None:
+        check.writable_folder("backup_dir", backup_dir)
     strategy = _resolve_strategy(strategy)
     multi_worker = distribute.is_multi_worker(strategy)
     if deterministic:

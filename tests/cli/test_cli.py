@@ -104,3 +104,19 @@ def test_multi_worker_without_tf_config_is_a_one_line_error(capsys, monkeypatch)
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("mmzoo train: error: ") and "TF_CONFIG" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("where", ["under a file", "/proc"])
+def test_unwritable_output_or_backup_folder_fails_before_training(capsys, tmp_path, where):
+    """It used to end in a traceback after training and evaluation had finished."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    bad = str(blocker / "run") if where == "under a file" else "/proc/mmzoo_run"
+    for flag in ("--output-dir", "--backup-dir"):
+        args = ["train", "--tiny", "--epochs", "1", "--output-dir", str(tmp_path / "ok"), flag, bad]
+        code = cli_main.main(args)
+        err = capsys.readouterr().err
+        name = flag[2:].replace("-", "_")
+        assert code == 2
+        assert err.startswith(f"mmzoo train: error: `{name}`: cannot write to {bad!r}") and err.count("\n") == 1, err
+    assert not (tmp_path / "ok" / "av_digits_concat").exists()  # nothing was trained
