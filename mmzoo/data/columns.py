@@ -197,6 +197,9 @@ class AudioColumn(FileColumn):
         return decode(contents, name=f"column `{self.column}`" if where is None else where)
 
 
+DEFAULT_MAX_TEXT_BYTES = 100_000
+
+
 class TextColumn:
     """One or more text fields, joined with ``separator`` and tokenized.
 
@@ -207,6 +210,10 @@ class TextColumn:
             ``mmzoo.data.tokenizers.Tokenizer`` of your own), the kinds that
             ``mmzoo.export`` can save next to the model.
         separator: Joins the fields.
+        max_bytes: The longest text accepted, in UTF-8 bytes (default
+            100,000: a tokenizer's cost grows with the text, and no model
+            reads more than its ``sequence_length`` tokens). Longer rows are
+            bad rows in training; ``serving_raw`` refuses them the same way.
 
     Raises:
         ValueError: If an argument is invalid; for a ``tokenizer`` that is
@@ -221,10 +228,11 @@ class TextColumn:
     ['annotation', 'tags']
     """
 
-    def __init__(self, columns, tokenizer, separator=" "):
+    def __init__(self, columns, tokenizer, separator=" ", max_bytes=None):
         self.columns = _column_names("columns", columns)
         self.tokenizer = check_tokenizer("tokenizer", tokenizer)
         self.separator = separator
+        self.max_bytes = DEFAULT_MAX_TEXT_BYTES if max_bytes is None else check.positive_int("max_bytes", max_bytes)
 
     def prepare(self, manifest):
         """Checks the columns exist."""
@@ -241,12 +249,15 @@ class TextColumn:
         return self.separator.join(values)
 
     def row_problem(self, manifest, i):
-        """A message if a field is not valid UTF-8 or the text is empty."""
+        """A message if a field is not valid UTF-8, or the text is empty or longer than ``max_bytes``."""
         for column in self.columns:
             if not is_valid_utf8(manifest.value(i, column)):
                 return f"text in column {column!r} is not valid UTF-8"
         if not "".join(manifest.value(i, c) for c in self.columns).strip():
             return f"empty text in column(s) {self.columns}"
+        size = len(self.python_value(manifest, i).encode("utf-8", "surrogateescape"))
+        if size > self.max_bytes:
+            return f"text in column(s) {self.columns} is {size:,} bytes long (max_bytes={self.max_bytes:,})"
         return None
 
     def decode(self, text):

@@ -107,7 +107,7 @@ def column_config(column):
                 + " as one string joined with '\\x1f'", "columns": list(column.columns),
                 "vocabularies": column.vocabularies}
     return {"kind": "text", "encoding": "UTF-8 string", "tokenizer": column.tokenizer.get_config(),
-            "vocabulary_size": column.tokenizer.vocabulary_size}
+            "vocabulary_size": column.tokenizer.vocabulary_size, "max_bytes": column.max_bytes}
 
 
 def _has_prefix(strings, prefix, offset=0):
@@ -116,7 +116,25 @@ def _has_prefix(strings, prefix, offset=0):
     return tf.equal(tf.strings.substr(padded, offset, len(prefix)), prefix)
 
 
-def _check_header(name, kind, strings, optional=False):
+def _check_text(name, column, strings, optional):
+    """Serving refuses what training refuses: empty, invalid UTF-8 or over-long text (``TextColumn.max_bytes``)."""
+    valid = tf.equal(tf.strings.unicode_transcode(strings, "UTF-8", "UTF-8", errors="replace"), strings)
+    present = tf.greater(tf.strings.length(tf.strings.strip(strings)), 0)
+    if optional:
+        present = tf.logical_or(present, tf.equal(strings, ""))
+    short = tf.strings.length(strings) <= column.max_bytes
+    absent = " (an empty string is absent)" if optional else ""
+    return [
+        tf.debugging.Assert(tf.reduce_all(ok), [f"serving input `{name}`: {reason}; bad example indices:",
+                                                tf.cast(tf.where(tf.logical_not(ok))[:, 0], tf.int32)],
+                            name=f"check_text_{label}")
+        for ok, reason, label in ((valid, "text is not valid UTF-8", "utf8"),
+                                  (present, f"empty or whitespace-only text{absent}", "empty"),
+                                  (short, f"text longer than max_bytes={column.max_bytes} bytes", "length"))
+    ]
+
+
+def _check_header(name, kind, strings, optional=False, column=None):
     if kind == "image":
         ok = tf.zeros_like(strings, dtype=tf.bool)
         for magic in IMAGE_MAGIC.values():
@@ -125,6 +143,8 @@ def _check_header(name, kind, strings, optional=False):
     elif kind == "audio":
         ok = tf.logical_and(_has_prefix(strings, WAV_MAGIC[0]), _has_prefix(strings, WAV_MAGIC[1], 8))
         expected = "WAV bytes (RIFF/WAVE header)"
+    elif kind == "text":
+        return _check_text(name, column, strings, optional) if column is not None else []
     else:
         return []
     if optional:
@@ -140,14 +160,14 @@ def _check_header(name, kind, strings, optional=False):
     ]
 
 
-def _checked_strings(name, kind, strings, optional=False):
+def _checked_strings(name, kind, strings, optional=False, column=None):
     """``strings`` behind the empty-batch and header checks of input ``name``."""
     checks = [
         tf.debugging.assert_positive(
             tf.size(strings), message=f"serving input `{name}`: empty batch (expected at least one example)"
         )
     ]
-    checks += _check_header(name, kind, strings, optional)
+    checks += _check_header(name, kind, strings, optional, column)
     with tf.control_dependencies(checks):
         return tf.identity(strings)
 
@@ -228,7 +248,7 @@ def decode_all(columns, inputs, parallel_iterations=32, optional=()):
         column = columns[name]
         kind = raw_kind(column)
         with tf.name_scope(f"decode_{name}"):
-            strings = _checked_strings(name, kind, inputs[name], name in optional)
+            strings = _checked_strings(name, kind, inputs[name], name in optional, column)
             if kind in ("numeric", "categorical"):
                 if name in optional:  # decode "" as a valid placeholder row, then zero it
                     placeholder = ",".join(["0"] * column.width) if kind == "numeric" else "\x1f".join(

@@ -130,3 +130,16 @@ def test_seeded_shuffle_is_deterministic_and_reshuffles(files):
 
     first = order()
     assert first == order() and first[0] != first[1] and sorted(first[0]) == list(range(12))
+
+
+def test_text_longer_than_max_bytes_is_a_bad_row():
+    from mmzoo.data import TextColumn, VocabTokenizer
+    from mmzoo.data.manifest import Manifest
+
+    tokenizer = VocabTokenizer.fit(["a short caption", "another one"], sequence_length=8)
+    column = TextColumn("caption", tokenizer, max_bytes=20)
+    manifest = Manifest([{"caption": "a short caption"}, {"caption": "a caption far longer than twenty bytes"}])
+    assert column.row_problem(manifest, 0) is None
+    assert column.row_problem(manifest, 1) == "text in column(s) ['caption'] is 38 bytes long (max_bytes=20)"
+    with pytest.raises(ValueError, match="max_bytes"):
+        TextColumn("caption", tokenizer, max_bytes=0)

@@ -192,6 +192,25 @@ def test_binary_model_outputs_threshold_class(exports):
     np.testing.assert_array_equal(out["class_id"], (out["probabilities"][:, 0] >= served.threshold).astype(np.int32))
 
 
+@pytest.mark.parametrize("text, reason", [
+    (b"", "empty or whitespace-only text"),
+    (b"   ", "empty or whitespace-only text"),
+    (b"caf\xc3", "text is not valid UTF-8"),
+    (b"face " * 20_001, "text longer than max_bytes=100000 bytes"),
+])
+def test_serving_refuses_the_text_training_refuses(exports, text, reason):
+    """Empty, invalid UTF-8 and over-long text were served; the training pipeline refused them."""
+    case = exports["image_text_cnn"]
+    served = mmzoo.load(case["path"])
+    raw = {k: list(v[:2]) for k, v in case["raw"].items()}
+    assert served.predict_raw(raw)["probabilities"].shape[0] == 2
+    raw["text"][1] = text
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        served.predict_raw(raw)
+    assert f"serving input `text`: {reason}; bad example indices:" in str(error.value)
+    assert read_metadata(case["path"])["inputs"]["text"]["raw"]["max_bytes"] == 100_000
+
+
 @pytest.fixture(scope="module")
 def av_export():
     model, path = fx.av_digits_export()
