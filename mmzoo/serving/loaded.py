@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -114,21 +115,83 @@ class ExportedModel:
         """
         return self._call(signature, inputs, lambda name: tf.as_dtype(self.inputs[name]["dtype"]))
 
-    def predict_raw(self, inputs, signature="serving_raw"):
+    def predict_raw(self, inputs, signature="serving_raw", on_error="raise"):
         """Calls a raw signature with bytes (images, WAV) and ``str`` (text).
 
         Args:
             inputs: Dict of lists of ``bytes``/``str`` keyed by input name.
             signature: Signature name.
+            on_error: ``"raise"`` (default): one bad example fails the call
+                with an ``InvalidArgumentError`` naming the input and the
+                example. ``"skip"``: the good examples are still answered;
+                the result then also holds ``"indices"`` (the examples the
+                output rows belong to) and ``"errors"`` (``{example index:
+                reason}``).
 
         Returns:
-            Dict of numpy outputs.
+            Dict of numpy outputs (with ``"indices"`` and ``"errors"`` for
+            ``on_error="skip"``).
 
         Raises:
-            ValueError: If the keys do not match the signature's inputs.
-            tf.errors.InvalidArgumentError: If a value cannot be decoded
-                (the message names the input).
+            ValueError: If the keys do not match the signature's inputs, or
+                ``on_error`` is unknown.
+            tf.errors.InvalidArgumentError: With ``on_error="raise"``, if a
+                value cannot be decoded (the message names the input and the
+                example index).
         """
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"`on_error` must be 'raise' or 'skip'. Received: on_error={on_error!r}")
         inputs = {k: np.asarray([v.encode("utf-8") if isinstance(v, str) else v for v in vs], object)
                   for k, vs in inputs.items()} if isinstance(inputs, dict) else inputs
-        return self._call(signature, inputs, lambda name: tf.string)
+        if on_error == "raise":
+            try:
+                return self._call(signature, inputs, lambda name: tf.string)
+            except tf.errors.InvalidArgumentError as error:
+                if "assertion failed: [serving input `" in str(error):
+                    raise  # our own check: it names the input and the example already
+                # A TensorFlow decoder's own error ("Invalid PNG data, size 132"): find the example, name it.
+                count = len(next(iter(inputs.values())))
+                for i in range(count if count > 1 else 0):
+                    try:
+                        self._call(signature, {k: v[i : i + 1] for k, v in inputs.items()}, lambda name: tf.string)
+                    except tf.errors.InvalidArgumentError as alone:
+                        raise tf.errors.InvalidArgumentError(None, None, _reason(alone, i)) from None
+                raise tf.errors.InvalidArgumentError(None, None, _reason(error, 0)) from None
+        try:
+            out = self._call(signature, inputs, lambda name: tf.string)
+            return {**out, "indices": np.arange(len(next(iter(inputs.values())))), "errors": {}}
+        except tf.errors.InvalidArgumentError:
+            pass
+        count = len(next(iter(inputs.values())))
+        good, errors = [], {}
+        for i in range(count):  # one call per example finds the bad ones; the good ones are then answered together
+            try:
+                self._call(signature, {k: v[i : i + 1] for k, v in inputs.items()}, lambda name: tf.string)
+                good.append(i)
+            except tf.errors.InvalidArgumentError as error:
+                errors[i] = _reason(error, i)
+        if not good:
+            return {"indices": np.zeros(0, np.int64), "errors": errors}
+        out = self._call(signature, {k: v[good] for k, v in inputs.items()}, lambda name: tf.string)
+        return {**out, "indices": np.asarray(good), "errors": errors}
+
+
+def _reason(error, index):
+    """The readable part of a serving ``InvalidArgumentError`` for example ``index`` (run alone as example 0).
+
+    Our own checks' messages name the input and example; an error of one of
+    TensorFlow's decoders does not, so the input is read from the node it was
+    raised at (``serving_input_<name>`` scope) and the example is ``index``.
+    """
+    text = str(getattr(error, "message", error))
+    found = re.search(r"assertion failed: \[(.*?)\]\s*(\[\[|$)", text, re.S)
+    if found:
+        reason = " ".join(found.group(1).split())
+        return re.sub(r", example 0\b", f", example {index}", reason)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    detail = next((line for line in lines if not line.startswith(("Graph execution error", "Detected at node",
+                                                                   "<stack traces", "[["))), lines[0] if lines else "")
+    detail = re.sub(r"\s*\[\[\{\{node.*$", "", detail)
+    node = re.search(r"serving_input_([A-Za-z0-9_.-]+?)/", text)
+    where = f"serving input `{node.group(1)}`, example {index}" if node else f"example {index}"
+    return f"{where}: cannot decode: {detail}"
