@@ -147,10 +147,11 @@ class ExportedModel:
             try:
                 return self._call(signature, inputs, lambda name: tf.string)
             except tf.errors.InvalidArgumentError as error:
-                if "assertion failed: [serving input `" in str(error):
-                    raise  # our own check: it names the input and the example already
+                sizes = {len(v) for v in inputs.values()}
+                if "serving input `" in str(error) or len(sizes) != 1:
+                    raise  # our own check: it names the input (and the example) already
                 # A TensorFlow decoder's own error ("Invalid PNG data, size 132"): find the example, name it.
-                count = len(next(iter(inputs.values())))
+                count = sizes.pop()
                 for i in range(count if count > 1 else 0):
                     try:
                         self._call(signature, {k: v[i : i + 1] for k, v in inputs.items()}, lambda name: tf.string)
