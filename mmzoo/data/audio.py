@@ -344,7 +344,7 @@ def read_wav(contents, name="audio", start=None, frames=None, max_channels=MAX_C
             ops.append(check_[0])
             continue
         ok, reason, *values = check_
-        ops.append(tf.debugging.Assert(ok, [tf.strings.join([_where(name), ": invalid WAV: ", reason]), *values],
+        ops.append(tf.debugging.Assert(ok, [*named_message(name, f": invalid WAV: {reason}"), *values],
                                        name="check_wav"))
     with tf.control_dependencies(ops):
         first = tf.constant(0, tf.int64) if start is None else tf.clip_by_value(tf.cast(start, tf.int64), 0,
@@ -360,8 +360,17 @@ def read_wav(contents, name="audio", start=None, frames=None, max_channels=MAX_C
     return waveform, rate
 
 
-def _where(name):
-    return name if isinstance(name, tf.Tensor) else tf.constant(str(name))
+def named_message(name, text):
+    """Assertion data naming the input: ``[name + text]``, or ``[prefix, index, text]`` for a tuple ``name``.
+
+    ``name`` is a string, or ``(prefix, index)`` with an int tensor ``index``
+    (serving's ``("serving input `audio`, example", i)``): the index is then
+    printed as its own item, so no string is built per example unless the
+    check fails.
+    """
+    if isinstance(name, tuple):
+        return [name[0], name[1], text]
+    return [f"{name}{text}"]
 
 
 def decode_wav(contents, sampling_rate, num_samples, crop="start", name="audio"):
@@ -419,7 +428,7 @@ def assert_not_silent(waveform, name="audio"):
     """A graph assertion that a decoded waveform has a non-zero sample; ``name`` is named in the error."""
     return tf.debugging.Assert(
         tf.reduce_any(tf.not_equal(waveform, 0.0)),
-        [tf.strings.join([_where(name), ": invalid WAV: every sample is zero (a silent recording)"])],
+        named_message(name, ": invalid WAV: every sample is zero (a silent recording)"),
         name="check_not_silent")
 
 
@@ -430,12 +439,12 @@ def _assert_wav(contents, name="audio"):
         tf.equal(tf.strings.substr(head, 0, 4), "RIFF"), tf.equal(tf.strings.substr(head, 8, 4), "WAVE")
     )
     found = tf.constant("bytes of an unknown format")
-    for name, magics in reversed(_FORMAT_MAGIC):
+    for kind, magics in reversed(_FORMAT_MAGIC):
         matches = tf.reduce_any([tf.equal(tf.strings.substr(head, 0, len(m)), m) for m in magics])
-        found = tf.where(matches, f"{name} audio", found)
-    message = tf.strings.join([_where(name), ": expected a WAV file (RIFF/WAVE) but found ", found, ". ",
-                               _ways_out()])
-    return tf.debugging.Assert(is_wav, [message])
+        found = tf.where(matches, f"{kind} audio", found)
+    head = named_message(name, ": expected a WAV file (RIFF/WAVE) but found ")
+    message = tf.strings.join([head[-1], found, ". ", _ways_out()])
+    return tf.debugging.Assert(is_wav, [*head[:-1], message])
 
 
 def _tfio_audio():

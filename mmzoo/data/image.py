@@ -94,8 +94,9 @@ def check_image_size(contents, max_pixels=DEFAULT_MAX_PIXELS, name="image"):
     Args:
         contents: A scalar ``tf.string`` of encoded image bytes.
         max_pixels: The most ``height * width`` allowed.
-        name: The input or column named in the error (a string, or a scalar
-            string tensor such as ``"serving input `image`, example 3"``).
+        name: The input or column named in the error: a string, or
+            ``(prefix, index)`` with an int tensor ``index`` (serving's
+            ``("serving input `image`, example", i)``).
 
     Returns:
         ``contents``, behind the check.
@@ -106,10 +107,9 @@ def check_image_size(contents, max_pixels=DEFAULT_MAX_PIXELS, name="image"):
     """
     size = encoded_image_size(contents)
     ok = size[0] * size[1] <= max_pixels
-    where = name if isinstance(name, tf.Tensor) else tf.constant(str(name))
     reason = f": image too large: more than max_pixels={max_pixels} pixels; height, width in its header:"
-    check_op = tf.debugging.Assert(ok, [tf.strings.join([where, reason]), size], summarize=2,
-                                   name="check_image_size")
+    message = [name[0], name[1], reason] if isinstance(name, tuple) else [f"{name}{reason}"]
+    check_op = tf.debugging.Assert(ok, [*message, size], summarize=2, name="check_image_size")
     with tf.control_dependencies([check_op]):
         return tf.identity(contents)
 

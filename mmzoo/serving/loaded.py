@@ -149,7 +149,8 @@ class ExportedModel:
             except tf.errors.InvalidArgumentError as error:
                 sizes = {len(v) for v in inputs.values()}
                 if "serving input `" in str(error) or len(sizes) != 1:
-                    raise  # our own check: it names the input (and the example) already
+                    # Our own check: it names the input (and the example); give its message alone.
+                    raise tf.errors.InvalidArgumentError(None, None, _reason(error, None)) from None
                 # A TensorFlow decoder's own error ("Invalid PNG data, size 132"): find the example, name it.
                 count = sizes.pop()
                 for i in range(count if count > 1 else 0):
@@ -180,15 +181,19 @@ class ExportedModel:
 def _reason(error, index):
     """The readable part of a serving ``InvalidArgumentError`` for example ``index`` (run alone as example 0).
 
+    ``index=None``: the error of a whole batch, whose message has the indices.
+
     Our own checks' messages name the input and example; an error of one of
     TensorFlow's decoders does not, so the input is read from the node it was
     raised at (``serving_input_<name>`` scope) and the example is ``index``.
     """
     text = str(getattr(error, "message", error))
-    found = re.search(r"assertion failed: \[(.*?)\]\s*(\[\[|$)", text, re.S)
-    if found:
-        reason = " ".join(found.group(1).split())
-        return re.sub(r", example 0\b", f", example {index}", reason)
+    found = re.search(r"assertion failed: ((?:\[[^\]]*\]\s*)+)", text)
+    if found:  # our checks: "[serving input `audio`, example] [0] [: invalid WAV: ...]"
+        items = re.findall(r"\[([^\]]*)\]", found.group(1))
+        reason = " ".join(" ".join(items).split())
+        reason = re.sub(r" (:)", r"\1", reason)
+        return reason if index is None else re.sub(r", example 0\b", f", example {index}", reason)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     detail = next((line for line in lines if not line.startswith(("Graph execution error", "Detected at node",
                                                                    "<stack traces", "[["))), lines[0] if lines else "")

@@ -267,7 +267,7 @@ def decode_all(columns, inputs, parallel_iterations=32, optional=()):
         names = [n for n, _ in files]
 
         def decode_one(n, b, index):
-            where = tf.strings.format("serving input `" + n + "`, example {}", [index])
+            where = (f"serving input `{n}`, example", index)  # the index is an assertion item: no string op per example
             # The scope names the input in errors raised by TensorFlow's own decoders ("Invalid PNG data"),
             # whose messages we cannot extend: "Detected at node map/while/serving_input_image/...".
             with tf.name_scope(f"serving_input_{n}"):
