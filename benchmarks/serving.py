@@ -102,9 +102,13 @@ def main(argv=None):
               f"batch-1 p50 ratio {raw_m['p50_ms'] / tensor['p50_ms']:.2f}x")
 
         x_np = {k: v[:BATCH] for k, v in x_test.items()}
-        for quantize in (None, "int8"):
-            file = tflite.export_tflite(model, os.path.join(tmp, f"av.{quantize or 'float32'}.tflite"),
-                                        quantize=quantize, representative_data=x_train)
+        for quantize in (None, "dynamic", "int8"):
+            try:
+                file = tflite.export_tflite(model, os.path.join(tmp, f"av.{quantize or 'float32'}.tflite"),
+                                            quantize=quantize, representative_data=x_train)
+            except ValueError as error:  # int8 refuses the level-normalised audio front end (see tflite.py)
+                print(f"tflite {quantize}: refused: {str(error).splitlines()[0][:100]}")
+                continue
             lite = tflite.TFLiteModel(file, num_threads=args.threads)
             m = measure(lite.predict, {k: v[:1] for k, v in x_np.items()}, x_np, args.calls)
             report = tflite.compare_with_float(model, file, x_test, y_test)
