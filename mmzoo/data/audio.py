@@ -19,6 +19,7 @@ import os
 import tensorflow as tf
 
 from mmzoo import _validation as check
+from mmzoo.data import header_bytes
 
 WAV_EXTENSIONS = (".wav",)
 COMPRESSED_EXTENSIONS = (".flac", ".mp3", ".ogg")
@@ -180,28 +181,8 @@ MAX_CHUNKS = 64  # chunks walked to find "fmt " and "data" (LIST/INFO/cue chunks
 WAV_FORMATS = "8-, 16-, 24- and 32-bit PCM, 32- and 64-bit float"
 
 
-def _bytes(contents, offset, n):
-    """``n`` bytes of ``contents`` from ``offset`` as int64 (zeros past the end; the string is not copied)."""
-    length = tf.cast(tf.strings.length(contents), tf.int64)
-    start = tf.clip_by_value(tf.cast(offset, tf.int64), 0, length)
-    piece = tf.strings.substr(contents, start, tf.constant(n, tf.int64))
-    raw = tf.io.decode_raw(piece, tf.uint8)
-    return tf.cast(tf.ensure_shape(tf.pad(raw, [[0, n - tf.shape(raw)[0]]]), (n,)), tf.int64)
-
-
-def _le(values):
-    """Little-endian unsigned value of int64 bytes."""
-    return tf.reduce_sum(values * tf.constant([256 ** i for i in range(values.shape[0])], tf.int64))
-
-
 def _u32(contents, offset):
-    return _le(_bytes(contents, offset, 4))
-
-
-def _tag(contents, offset):
-    """The 4 bytes at ``offset`` (fewer past the end), to compare with a chunk id."""
-    length = tf.cast(tf.strings.length(contents), tf.int64)
-    return tf.strings.substr(contents, tf.clip_by_value(tf.cast(offset, tf.int64), 0, length), tf.constant(4, tf.int64))
+    return header_bytes.little_endian(header_bytes.field_bytes(contents, offset, 4))
 
 
 def _wav_layout(contents):
@@ -209,7 +190,7 @@ def _wav_layout(contents):
     length = tf.cast(tf.strings.length(contents), tf.int64)
 
     def body(i, offset, fmt, fmt_size, data, data_size):
-        chunk = _tag(contents, offset)
+        chunk = header_bytes.tag(contents, offset)
         size = _u32(contents, offset + 4)
         is_fmt = tf.logical_and(tf.equal(chunk, b"fmt "), fmt < 0)
         is_data = tf.logical_and(tf.equal(chunk, b"data"), data < 0)
@@ -229,8 +210,8 @@ def _wav_layout(contents):
     # which costs more than the rest of the decoding inside serving's map_fn.
     fmt_size_12 = _u32(contents, 16)
     data_at = 20 + tf.minimum(fmt_size_12, 40)
-    canonical = tf.logical_and(tf.logical_and(tf.equal(_tag(contents, 12), b"fmt "), fmt_size_12 <= 40),
-                               tf.equal(_tag(contents, data_at), b"data"))
+    canonical = tf.logical_and(tf.logical_and(tf.equal(header_bytes.tag(contents, 12), b"fmt "), fmt_size_12 <= 40),
+                               tf.equal(header_bytes.tag(contents, data_at), b"data"))
 
     def fast():
         return (tf.constant(20, tf.int64), fmt_size_12, data_at + 8, _u32(contents, data_at + 4))
@@ -263,17 +244,17 @@ def wav_info(contents):
     {'format': 1, 'channels': 2, 'sampling_rate': 8000, 'bits_per_sample': 16, 'frames': 800}
     """
     fmt, fmt_size, data, data_size, remaining = _wav_layout(contents)
-    header = _bytes(contents, fmt, 26)  # the fmt chunk's fields, read at once
-    audio_format = _le(header[0:2])
+    header = header_bytes.field_bytes(contents, fmt, 26)  # the fmt chunk's fields, read at once
+    audio_format = header_bytes.little_endian(header[0:2])
     audio_format = tf.where(tf.logical_and(tf.equal(audio_format, 0xFFFE), fmt_size >= 26),
-                            _le(header[24:26]), audio_format)
-    channels = _le(header[2:4])
-    bits = _le(header[14:16])
+                            header_bytes.little_endian(header[24:26]), audio_format)
+    channels = header_bytes.little_endian(header[2:4])
+    bits = header_bytes.little_endian(header[14:16])
     block = channels * ((bits + 7) // 8)
     frames = tf.where(tf.logical_and(data >= 0, block > 0), data_size // tf.maximum(block, 1), 0)
     found = fmt >= 0
     return {"format": tf.where(found, audio_format, -1), "channels": tf.where(found, channels, 0),
-            "sampling_rate": tf.where(found, _le(header[4:8]), 0),
+            "sampling_rate": tf.where(found, header_bytes.little_endian(header[4:8]), 0),
             "bits_per_sample": tf.where(found, bits, 0), "frames": frames, "data_offset": data,
             "missing_bytes": tf.where(data >= 0, tf.maximum(data_size - remaining, 0), 0)}
 
@@ -309,7 +290,7 @@ def _samples(raw, audio_format, bits):
 
 
 def read_wav(contents, name="audio", start=None, frames=None, max_channels=MAX_CHANNELS,
-             min_sampling_rate=MIN_SAMPLING_RATE, max_sampling_rate=MAX_SAMPLING_RATE):
+             min_sampling_rate=MIN_SAMPLING_RATE, max_sampling_rate=MAX_SAMPLING_RATE, info=None):
     """Decodes WAV bytes after checking the header; only the frames asked for are decoded.
 
     ``tf.audio.decode_wav`` reads 16-bit PCM only, decodes a whole file, and
@@ -329,6 +310,7 @@ def read_wav(contents, name="audio", start=None, frames=None, max_channels=MAX_C
         max_channels: Most channels accepted.
         min_sampling_rate: Lowest sample rate accepted (Hz).
         max_sampling_rate: Highest sample rate accepted (Hz).
+        info: ``wav_info(contents)`` when the caller has read it already.
 
     Returns:
         ``(waveform, sampling_rate)``: float32 ``(frames, channels)`` in
@@ -347,7 +329,7 @@ def read_wav(contents, name="audio", start=None, frames=None, max_channels=MAX_C
     >>> waveform.shape, int(rate)
     (TensorShape([100, 2]), 8000)
     """
-    info = wav_info(contents)
+    info = wav_info(contents) if info is None else info
     audio_format, bits, channels, rate = (info["format"], info["bits_per_sample"], info["channels"],
                                           info["sampling_rate"])
     supported = tf.logical_or(
@@ -443,7 +425,7 @@ def decode_wav(contents, sampling_rate, num_samples, crop="start", name="audio")
     out_offset = {"start": tf.zeros_like(extra), "center": extra // 2, "end": extra}[crop]
     window = (num_samples * rate + sampling_rate - 1) // sampling_rate  # source frames for num_samples outputs
     start = tf.clip_by_value((out_offset * rate) // sampling_rate, 0, tf.maximum(frames - window, 0))
-    waveform, rate = read_wav(contents, name, start=start, frames=window)
+    waveform, rate = read_wav(contents, name, start=start, frames=window, info=info)
     waveform = mono(waveform)
     with tf.control_dependencies([assert_not_silent(waveform, name)]):
         waveform = resample(waveform, rate, sampling_rate)
@@ -462,7 +444,7 @@ def _assert_wav(contents, name="audio"):
     """A graph assertion that ``contents`` starts like a WAV file, naming the format it looks like."""
     head = tf.strings.substr(contents, 0, 12)  # shorter for a shorter string: the comparisons then fail
     is_wav = tf.logical_and(
-        tf.equal(tf.strings.substr(head, 0, 4), "RIFF"), tf.equal(_tag(head, 8), "WAVE")
+        tf.equal(tf.strings.substr(head, 0, 4), "RIFF"), tf.equal(header_bytes.tag(head, 8), "WAVE")
     )
     found = tf.constant("bytes of an unknown format")
     for kind, magics in reversed(_FORMAT_MAGIC):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from mmzoo import _validation as check
+from mmzoo.data import header_bytes
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 FIT_MODES = ("resize", "pad")
@@ -29,21 +30,6 @@ def check_image_shape(image_shape):
     if image_shape[-1] not in (1, 3, 4):
         raise ValueError(f"`image_shape` must have 1, 3 or 4 channels. Received: image_shape={image_shape!r}")
     return image_shape
-
-
-def _bytes_at(contents, offset, length):
-    """``length`` bytes of ``contents`` from ``offset`` as int64 values (zero-padded past the end)."""
-    padded = tf.strings.join([contents, b"\0" * (offset + length)])
-    raw = tf.io.decode_raw(tf.strings.substr(padded, offset, length), tf.uint8)
-    return tf.cast(tf.ensure_shape(raw, (length,)), tf.int64)
-
-
-def _big_endian(values):
-    return tf.reduce_sum(values * tf.constant([256 ** i for i in reversed(range(values.shape[0]))], tf.int64))
-
-
-def _little_endian(values):
-    return tf.reduce_sum(values * tf.constant([256 ** i for i in range(values.shape[0])], tf.int64))
 
 
 def encoded_image_size(contents):
@@ -65,21 +51,26 @@ def encoded_image_size(contents):
     >>> encoded_image_size(png).numpy().tolist()
     [3, 5]
     """
+    def _be(offset, n):
+        return header_bytes.big_endian(header_bytes.field_bytes(contents, offset, n))
+
+    def _le(offset, n):
+        return header_bytes.little_endian(header_bytes.field_bytes(contents, offset, n))
+
     def has(prefix):
-        return tf.equal(tf.strings.substr(tf.strings.join([contents, b"\0" * len(prefix)]), 0, len(prefix)), prefix)
+        return tf.equal(header_bytes.tag(contents, 0, len(prefix)), prefix)
 
     def png():
-        return tf.stack([_big_endian(_bytes_at(contents, 20, 4)), _big_endian(_bytes_at(contents, 16, 4))])
+        return tf.stack([_be(20, 4), _be(16, 4)])
 
     def gif():
-        return tf.stack([_little_endian(_bytes_at(contents, 8, 2)), _little_endian(_bytes_at(contents, 6, 2))])
+        return tf.stack([_le(8, 2), _le(6, 2)])
 
     def bmp():
         def signed(v):  # int32: a negative height means a top-down bitmap
             return tf.abs(tf.where(v >= 2 ** 31, v - 2 ** 32, v))
 
-        return tf.stack([signed(_little_endian(_bytes_at(contents, 22, 4))),
-                         signed(_little_endian(_bytes_at(contents, 18, 4)))])
+        return tf.stack([signed(_le(22, 4)), signed(_le(18, 4))])
 
     def jpeg():
         return tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64)

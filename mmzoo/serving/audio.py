@@ -105,7 +105,8 @@ class FittedAudioColumn(AudioColumn):
         """Decodes one WAV's bytes (its first ``MAX_SECONDS`` at most); ``where`` is named in errors."""
         name = f"column `{self.column}`" if where is None else where
         info = audio_lib.wav_info(contents)
-        waveform, rate = audio_lib.read_wav(contents, name, frames=MAX_SECONDS * tf.maximum(info["sampling_rate"], 1))
+        waveform, rate = audio_lib.read_wav(contents, name, frames=MAX_SECONDS * tf.maximum(info["sampling_rate"], 1),
+                                            info=info)
         waveform = audio_lib.mono(waveform)
         with tf.control_dependencies([audio_lib.assert_not_silent(waveform, name)]):
             waveform = audio_lib.resample(waveform, rate, self.sampling_rate)
