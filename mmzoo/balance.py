@@ -269,6 +269,8 @@ class FusionModel(keras.Model):
         for aux, x in zip(self.auxiliary_heads, features):
             aux.build(x.shape)
         self._aux_loss = head.loss
+        # OGM-GE's gradient noise: a tracked generator, so a backup restores its state (exact resume).
+        self.modulation_noise_seed = keras.random.SeedGenerator() if gradient_modulation == "ogm_ge" else None
         # Untracked (plain attribute) view of the same graph: fused output + the branch features.
         object.__setattr__(self, "_with_features", keras.Model(self.inputs, [self.outputs[0], *features]))
         graph_layers = [layer for layer in self.layers if all(layer is not aux for aux in self.auxiliary_heads)]
@@ -314,8 +316,8 @@ class FusionModel(keras.Model):
                     continue
                 g = gradients[i] * tf.cast(coefficients[m], gradients[i].dtype)
                 if noise:
-                    g = g + tf.random.normal(tf.shape(g), stddev=tf.math.reduce_std(gradients[i]) + 1e-8,
-                                             dtype=g.dtype)
+                    g = g + keras.random.normal(tf.shape(g), stddev=tf.math.reduce_std(gradients[i]) + 1e-8,
+                                                dtype=g.dtype, seed=self.modulation_noise_seed)
                 gradients[i] = g
         return gradients
 

@@ -80,7 +80,7 @@ def _parser():
         "--steps-per-execution", type=int, default=1, metavar="N", help="steps per tf.function call (default: 1)"
     )
     train.add_argument(
-        "--backup-dir", default=None, metavar="DIR", help="BackupAndRestore folder (resume after a kill)"
+        "--backup-dir", default=None, metavar="DIR", help="backup folder: a rerun of the same command resumes there after a kill (local or gs://)"
     )
     train.add_argument("--jit-compile", action="store_true", help="force XLA compilation")
     train.add_argument("--deterministic", action="store_true", help="enable TensorFlow op determinism")

@@ -5,6 +5,7 @@
 * ``metrics`` / ``reports``: classification and regression reports, their JSON and figures.
 * ``search``: the KerasTuner search behind ``fit(time_budget=...)``.
 * ``train``: ``train_and_evaluate``, the main job (``mmzoo train``).
+* ``backup``: ``TrainingBackup``, the exact preemption-safe backup of a ``fit`` run.
 * ``distribute``: ``tf.distribute`` strategies, precision policies, chief-only outputs.
 * ``distributed_loop``: the custom loop used under ``MultiWorkerMirroredStrategy``.
 * ``finetune``: freeze/unfreeze branches, per-branch learning rates, two-phase fit.
@@ -17,9 +18,9 @@ from __future__ import annotations
 
 import importlib
 
-_SUBMODULES = ("compare", "distribute", "distributed_loop", "evaluate", "finetune", "fit", "metrics", "plots",
+_SUBMODULES = ("backup", "compare", "distribute", "distributed_loop", "evaluate", "finetune", "fit", "metrics", "plots",
                "reports", "search", "train")
-_FUNCTIONS = {"train_and_evaluate": "train", "weights_digest": "train"}
+_FUNCTIONS = {"train_and_evaluate": "train", "weights_digest": "train", "TrainingBackup": "backup"}
 
 __all__ = sorted((*_SUBMODULES, *_FUNCTIONS))
 

@@ -18,6 +18,7 @@ import os
 import keras
 
 from mmzoo._keras_compat import walk_layers
+from mmzoo.training.backup import TrainingBackup
 
 
 def _names(branches):
@@ -202,7 +203,7 @@ def two_phase_fit(
         lr_multipliers: Optional ``{branch: factor}`` for phase 2.
         keep_batchnorm_frozen: See ``unfreeze``.
         backup_dir: Optional folder for preemption-safe training: each phase
-            gets its own ``keras.callbacks.BackupAndRestore`` in
+            gets its own ``mmzoo.training.backup.TrainingBackup`` in
             ``{backup_dir}/phase1`` and ``{backup_dir}/phase2``, so a run
             restarted with the same call resumes the phase it was in (a
             shared folder would restore phase 2's state into phase 1).
@@ -238,7 +239,7 @@ def two_phase_fit(
     def phase_callbacks(phase):
         if backup_dir is None:
             return callbacks
-        return [*callbacks, keras.callbacks.BackupAndRestore(os.path.join(backup_dir, phase))]
+        return [*callbacks, TrainingBackup(os.path.join(backup_dir, phase))]
 
     freeze(model, encoders)
     _recompile(model, optimizer(learning_rate))

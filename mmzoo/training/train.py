@@ -10,7 +10,8 @@ Training paths:
 
 * every strategy but ``MultiWorkerMirroredStrategy``: Keras ``Model.fit``
   (model, compile and optimizer inside ``strategy.scope()``), with
-  ``keras.callbacks.BackupAndRestore`` for ``backup_dir``;
+  ``mmzoo.training.backup.TrainingBackup`` for ``backup_dir`` (weights,
+  optimizer, random-generator states and history: an exact resume);
 * ``MultiWorkerMirroredStrategy``: ``mmzoo.training.distributed_loop.fit``, a custom
   ``strategy.run`` loop, because Keras 3 ``fit`` fails under that strategy on
   TF 2.21 ("unsupported type PerReplica"). Metrics are evaluated after
@@ -24,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import warnings
 
 import keras
 import numpy as np
@@ -35,6 +35,7 @@ from mmzoo import datasets, zoo
 from mmzoo import heads as heads_lib
 from mmzoo.serving.saved_model import export
 from mmzoo.training import distribute, distributed_loop, plots
+from mmzoo.training.backup import TrainingBackup
 
 # Zoo models and the bundled dataset each one trains on.
 TASKS = {
@@ -43,7 +44,6 @@ TASKS = {
 }
 DEFAULT_MODEL = "av_digits_concat"
 VALID_FRACTION = 0.1  # of the train pairs, held out for validation (selection); test is only evaluated
-_HISTORY_FILE = "mmzoo_history.json"
 
 
 def train_and_evaluate(
@@ -92,9 +92,12 @@ def train_and_evaluate(
             the Keras global policy while building and training, restored
             afterwards.
         steps_per_execution: Training steps per ``tf.function`` call.
-        backup_dir: Folder for ``keras.callbacks.BackupAndRestore`` (the
-            training state after each epoch; a restarted run resumes there
-            and gets the full history). ``None`` for no backup.
+        backup_dir: Folder for ``mmzoo.training.backup.TrainingBackup`` (the
+            training state after each epoch, random-generator states
+            included; a restarted run resumes there, gets the full history
+            and, with ``deterministic``, ends with bit-identical weights). It
+            is removed once the outputs are written. Any ``tf.io.gfile``
+            path (``gs://...``). ``None`` for no backup.
         jit_compile: ``True``/``False`` forces XLA on/off; ``None`` keeps the
             zoo model's default.
         deterministic: Enable TensorFlow op determinism (reproducible runs;
@@ -151,7 +154,9 @@ def train_and_evaluate(
     if multi_worker:  # every worker must run the same number of steps
         train_ds = load(batch_size=batch_size, seed=seed, drop_remainder=True)[0]
     else:  # per-epoch order fixed by (seed, epoch): resumable, and the same under MirroredStrategy
-        train_ds, steps_per_epoch = _epoch_seeded_train_ds(load, batch_size, seed, _epochs_done(backup_dir), epochs)
+        train_ds, steps_per_epoch = _epoch_seeded_train_ds(
+            load, batch_size, seed, TrainingBackup.epochs_done(backup_dir), epochs
+        )
 
     with distribute.precision_policy(precision):
         with strategy.scope():
@@ -163,28 +168,31 @@ def train_and_evaluate(
             )
             model = _single_device_copy(model, model_name, overrides)
         else:
-            callbacks = _backup_callbacks(backup_dir)
-            if backup_dir is None:  # keep the best validation epoch (a resumed run cannot see earlier epochs')
-                callbacks_all = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=epochs,
-                                                               restore_best_weights=True)]
+            # Removed once the outputs are written: a kill during the export does not cost the training.
+            backup = None if backup_dir is None else TrainingBackup(backup_dir, delete_when_done=False)
+            if backup is None:  # keep the best validation epoch (a resumed run cannot see earlier epochs')
+                callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=epochs,
+                                                           restore_best_weights=True)]
             else:
-                callbacks_all = []
+                callbacks = [backup]
             fitted = model.fit(
                 train_ds, validation_data=valid_ds, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=verbose,
-                callbacks=callbacks + callbacks_all,
+                callbacks=callbacks,
             )
-            history = callbacks[1].history if callbacks else fitted.history
+            history = fitted.history if backup is None else backup.history
         test = model.evaluate(test_ds, verbose=0, return_dict=True)
         weights_sha256 = weights_digest(model)
         chief = distribute.is_chief() if multi_worker else True
         with distribute.chief_output_dir(output_dir, chief) as out:
-            os.makedirs(out, exist_ok=True)
+            tf.io.gfile.makedirs(out)
             paths, matrix = _write_outputs(
                 model, model_name, test_ds, test, history, out, export_model,
                 {"epochs": epochs, "batch_size": batch_size, "seed": seed, "strategy": type(strategy).__name__,
                  "num_replicas": strategy.num_replicas_in_sync, "precision": precision,
                  "weights_sha256": weights_sha256},
             )
+        if not multi_worker and backup is not None:
+            backup.delete()
     return {"test": test, "history": history, "model": model, "paths": paths if chief else {}, "confusion": matrix,
             "weights_sha256": weights_sha256, "chief": chief}
 
@@ -241,81 +249,6 @@ def _single_device_copy(model, model_name, overrides):
     return copy
 
 
-class _ResumableHistory(keras.callbacks.Callback):
-    """Keeps the epoch logs in ``backup_dir`` so that a resumed run has the full history.
-
-    Runs after ``keras.callbacks.BackupAndRestore`` (see ``_backup_callbacks``):
-    each epoch's logs are written once BackupAndRestore has saved that epoch's
-    state, atomically (a temporary file renamed over the old one), so the
-    history file never claims an epoch whose state was not saved. Its length
-    is the finished-epoch count that ``_epochs_done`` reads before training.
-    """
-
-    def __init__(self, backup_dir):
-        super().__init__()
-        self.path = _history_path(backup_dir)
-        self.history = {}
-
-    def on_train_begin(self, logs=None):
-        self.history, self._first = _read_history(self.path), True
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if not self._first:
-            return
-        self._first = False
-        # ``epoch``: the epochs BackupAndRestore restored. It equals the history's length unless the
-        # run was killed between BackupAndRestore's save and ours (a few milliseconds): then the
-        # logs of the epochs in between are lost (NaN) and this run's batches are one epoch behind.
-        recorded = _history_length(self.history)
-        if epoch != recorded:
-            warnings.warn(
-                f"The backup in {os.path.dirname(self.path)} restored {epoch} finished epochs but its history "
-                f"records {recorded} (the run was stopped while saving); the missing epochs' logs are NaN.",
-                stacklevel=2,
-            )
-        self.history = {k: (v + [float("nan")] * epoch)[:epoch] for k, v in self.history.items()}
-
-    def on_epoch_end(self, epoch, logs=None):
-        for k, v in (logs or {}).items():
-            self.history.setdefault(k, []).append(float(v))
-        _write_json_atomically(self.path, self.history)
-
-
-def _history_path(backup_dir):
-    return os.path.join(str(backup_dir), _HISTORY_FILE)
-
-
-def _read_history(path):
-    if not tf.io.gfile.exists(path):
-        return {}
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
-
-
-def _history_length(history):
-    return max((len(v) for v in history.values()), default=0)
-
-
-def _write_json_atomically(path, value):
-    """Writes JSON to ``path`` through a temporary file renamed over it (``tf.io.gfile``: local, ``gs://``)."""
-    temporary = f"{path}.tmp"
-    with tf.io.gfile.GFile(temporary, "w") as f:
-        json.dump(value, f)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
-
-
-def _epochs_done(backup_dir):
-    """Finished epochs recorded in ``backup_dir`` by ``_ResumableHistory`` (0 when none).
-
-    Our own record, not ``BackupAndRestore``'s private ``training_metadata.json``;
-    the two agree because ours is written right after BackupAndRestore saves
-    (``_ResumableHistory`` handles the rare kill between the two writes).
-    """
-    if backup_dir is None:
-        return 0
-    return _history_length(_read_history(_history_path(backup_dir)))
-
-
 def _epoch_seeded_train_ds(load, batch_size, seed, first_epoch, epochs):
     """Training batches of epochs ``first_epoch..epochs-1``, each shuffled by ``(seed, epoch)`` alone.
 
@@ -342,15 +275,6 @@ def _epoch_seeded_train_ds(load, batch_size, seed, first_epoch, epochs):
     return train_ds.prefetch(tf.data.AUTOTUNE), steps
 
 
-def _backup_callbacks(backup_dir):
-    """``[BackupAndRestore, _ResumableHistory]`` for ``backup_dir`` (in this order), or ``[]``."""
-    if backup_dir is None:
-        return []
-    tf.io.gfile.makedirs(str(backup_dir))
-    # BackupAndRestore deletes backup_dir when training ends, history file included.
-    return [keras.callbacks.BackupAndRestore(str(backup_dir)), _ResumableHistory(str(backup_dir))]
-
-
 def _write_outputs(model, model_name, test_ds, test, history, out, export_model, info):
     """Curves, confusion matrix (labelled with the class names the model's head carries), metrics, export."""
     base = os.path.join(out, model_name)
@@ -375,7 +299,7 @@ def _write_outputs(model, model_name, test_ds, test, history, out, export_model,
     )
     if export_model:
         paths["saved_model"] = export(model, base, preprocessing="av_digits")
-    with open(f"{base}.metrics.json", "w") as f:
+    with tf.io.gfile.GFile(f"{base}.metrics.json", "w") as f:
         json.dump(
             {"model": model_name, **info, "test": test,
              "history": {k: [float(v) for v in vs] for k, vs in history.items()}},
