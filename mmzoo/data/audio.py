@@ -186,37 +186,43 @@ def _u32(contents, offset):
 
 
 def _wav_layout(contents):
-    """Walks the RIFF chunks: ``(fmt offset, fmt size, data offset, data size)``, -1 where absent."""
+    """Walks the RIFF chunks: ``(fmt offset, fmt size, data offset, data size)``, -1 where absent.
+
+    Element-wise over a scalar or a batch of WAV bytes.
+    """
     length = tf.cast(tf.strings.length(contents), tf.int64)
+    # Most files are canonical ("fmt " at byte 12, "data" right after it): read without the chunk loop.
+    fmt_size_12 = _u32(contents, tf.fill(tf.shape(length), tf.constant(16, tf.int64)))
+    data_at = 20 + tf.minimum(fmt_size_12, 40)
+    canonical = tf.logical_and(
+        tf.logical_and(tf.equal(header_bytes.tag(contents, tf.fill(tf.shape(length), tf.constant(12, tf.int64))),
+                                b"fmt "), fmt_size_12 <= 40),
+        tf.equal(header_bytes.tag(contents, data_at), b"data"))
+    minus = -tf.ones_like(length)
+    fast = (tf.where(canonical, tf.constant(20, tf.int64), minus), tf.where(canonical, fmt_size_12, minus),
+            tf.where(canonical, data_at + 8, minus), tf.where(canonical, _u32(contents, data_at + 4), minus))
+
+    def searching(offset, fmt, data):
+        return tf.logical_and(offset + 8 <= length, tf.logical_or(fmt < 0, data < 0))
 
     def body(i, offset, fmt, fmt_size, data, data_size):
         chunk = header_bytes.tag(contents, offset)
         size = _u32(contents, offset + 4)
-        is_fmt = tf.logical_and(tf.equal(chunk, b"fmt "), fmt < 0)
-        is_data = tf.logical_and(tf.equal(chunk, b"data"), data < 0)
+        live = searching(offset, fmt, data)
+        is_fmt = tf.logical_and(live, tf.logical_and(tf.equal(chunk, b"fmt "), fmt < 0))
+        is_data = tf.logical_and(live, tf.logical_and(tf.equal(chunk, b"data"), data < 0))
         fmt, fmt_size = tf.where(is_fmt, offset + 8, fmt), tf.where(is_fmt, size, fmt_size)
         data, data_size = tf.where(is_data, offset + 8, data), tf.where(is_data, size, data_size)
-        return i + 1, offset + 8 + size + size % 2, fmt, fmt_size, data, data_size
+        return i + 1, tf.where(live, offset + 8 + size + size % 2, offset), fmt, fmt_size, data, data_size
 
     def cond(i, offset, fmt, fmt_size, data, data_size):
-        return tf.logical_and(tf.logical_and(i < MAX_CHUNKS, offset + 8 <= length),
-                              tf.logical_or(fmt < 0, data < 0))
+        return tf.logical_and(i < MAX_CHUNKS, tf.reduce_any(searching(offset, fmt, data)))
 
-    def walk():
-        minus = tf.constant(-1, tf.int64)
-        return tf.while_loop(cond, body, (tf.constant(0), tf.constant(12, tf.int64), minus, minus, minus, minus))[2:]
+    def walk():  # the chunk loop, for the files that are not canonical (all of a batch at once)
+        offset = tf.where(canonical, length, tf.fill(tf.shape(length), tf.constant(12, tf.int64)))  # done: no step
+        return tuple(tf.while_loop(cond, body, (tf.constant(0), offset, *fast))[2:])
 
-    # Most files are canonical ("fmt " at byte 12, "data" right after it): read those without the loop,
-    # which costs more than the rest of the decoding inside serving's map_fn.
-    fmt_size_12 = _u32(contents, 16)
-    data_at = 20 + tf.minimum(fmt_size_12, 40)
-    canonical = tf.logical_and(tf.logical_and(tf.equal(header_bytes.tag(contents, 12), b"fmt "), fmt_size_12 <= 40),
-                               tf.equal(header_bytes.tag(contents, data_at), b"data"))
-
-    def fast():
-        return (tf.constant(20, tf.int64), fmt_size_12, data_at + 8, _u32(contents, data_at + 4))
-
-    fmt, fmt_size, data, data_size = tf.cond(canonical, fast, walk)
+    fmt, fmt_size, data, data_size = tf.cond(tf.reduce_all(canonical), lambda: fast, walk)
     # A streamed recording leaves the data size at 0 or 0xFFFFFFFF: its data runs to the end of the file.
     streamed = tf.logical_and(data >= 0, tf.logical_or(tf.equal(data_size, 0), tf.equal(data_size, 0xFFFFFFFF)))
     data_size = tf.where(streamed, length - data, data_size)
@@ -226,16 +232,19 @@ def _wav_layout(contents):
 def wav_info(contents):
     """The header of WAV bytes, read without decoding a sample.
 
+    Element-wise: ``contents`` is a scalar or a batch (serving checks a
+    whole request's headers in one go, outside its per-example loop).
+
     Args:
-        contents: A scalar ``tf.string``.
+        contents: A ``tf.string`` scalar or vector.
 
     Returns:
-        A dict of int64 scalars: ``format`` (1 PCM, 3 float; the sub-format
-        of an extensible header), ``channels``, ``sampling_rate``,
-        ``bits_per_sample``, ``frames`` (samples per channel in the data
-        chunk), ``data_offset``, ``missing_bytes`` (how much of the data the
-        header announces is not in the bytes: a truncated file);
-        ``-1``/``0`` where the header lacks them.
+        A dict of int64 tensors of ``contents``' shape: ``format`` (1 PCM,
+        3 float; the sub-format of an extensible header), ``channels``,
+        ``sampling_rate``, ``bits_per_sample``, ``frames`` (samples per
+        channel in the data chunk), ``data_offset``, ``missing_bytes`` (how
+        much of the data the header announces is not in the bytes: a
+        truncated file); ``-1``/``0`` where the header lacks them.
 
     Example:
 
@@ -245,16 +254,19 @@ def wav_info(contents):
     """
     fmt, fmt_size, data, data_size, remaining = _wav_layout(contents)
     header = header_bytes.field_bytes(contents, fmt, 26)  # the fmt chunk's fields, read at once
-    audio_format = header_bytes.little_endian(header[0:2])
-    audio_format = tf.where(tf.logical_and(tf.equal(audio_format, 0xFFFE), fmt_size >= 26),
-                            header_bytes.little_endian(header[24:26]), audio_format)
-    channels = header_bytes.little_endian(header[2:4])
-    bits = header_bytes.little_endian(header[14:16])
+
+    def field(first, last):
+        return header_bytes.little_endian(header[..., first:last])
+
+    audio_format = field(0, 2)
+    audio_format = tf.where(tf.logical_and(tf.equal(audio_format, 0xFFFE), fmt_size >= 26), field(24, 26),
+                            audio_format)
+    channels, bits = field(2, 4), field(14, 16)
     block = channels * ((bits + 7) // 8)
     frames = tf.where(tf.logical_and(data >= 0, block > 0), data_size // tf.maximum(block, 1), 0)
     found = fmt >= 0
     return {"format": tf.where(found, audio_format, -1), "channels": tf.where(found, channels, 0),
-            "sampling_rate": tf.where(found, header_bytes.little_endian(header[4:8]), 0),
+            "sampling_rate": tf.where(found, field(4, 8), 0),
             "bits_per_sample": tf.where(found, bits, 0), "frames": frames, "data_offset": data,
             "missing_bytes": tf.where(data >= 0, tf.maximum(data_size - remaining, 0), 0)}
 
@@ -330,42 +342,84 @@ def read_wav(contents, name="audio", start=None, frames=None, max_channels=MAX_C
     (TensorShape([100, 2]), 8000)
     """
     info = wav_info(contents) if info is None else info
-    audio_format, bits, channels, rate = (info["format"], info["bits_per_sample"], info["channels"],
-                                          info["sampling_rate"])
-    supported = tf.logical_or(
-        tf.logical_and(tf.equal(audio_format, 1), tf.reduce_any(tf.equal(bits, [8, 16, 24, 32]))),
-        tf.logical_and(tf.equal(audio_format, 3), tf.reduce_any(tf.equal(bits, [32, 64]))))
-    checks = [
-        (_assert_wav(contents, name), None),
-        (info["data_offset"] >= 0, "no fmt and data chunks (not a complete WAV file)"),
-        (supported, f"unsupported sample format (supported: {WAV_FORMATS}); format tag, bits per sample:",
-         audio_format, bits),
-        (tf.logical_and(channels >= 1, channels <= max_channels), f"channels must be 1-{max_channels}; got", channels),
-        (tf.logical_and(rate >= min_sampling_rate, rate <= max_sampling_rate),
-         f"sample rate must be {min_sampling_rate}-{max_sampling_rate} Hz; the header says", rate),
-        (tf.equal(info["missing_bytes"], 0), "truncated: bytes missing from the data chunk:", info["missing_bytes"]),
-        (info["frames"] > 0, "no samples (an empty recording)"),
-    ]
-    ops = []
-    for check_ in checks:
-        if check_[1] is None:
-            ops.append(check_[0])
-            continue
-        ok, reason, *values = check_
-        ops.append(tf.debugging.Assert(ok, [*named_message(name, f": invalid WAV: {reason}"), *values],
-                                       name="check_wav"))
-    with tf.control_dependencies(ops):
+    checks = wav_checks(contents, info, name, max_channels=max_channels, min_sampling_rate=min_sampling_rate,
+                        max_sampling_rate=max_sampling_rate)
+    with tf.control_dependencies(checks):
         first = tf.constant(0, tf.int64) if start is None else tf.clip_by_value(tf.cast(start, tf.int64), 0,
                                                                                  info["frames"])
         count = info["frames"] - first
         if frames is not None:
             count = tf.minimum(count, tf.cast(frames, tf.int64))
-        width = tf.maximum((bits + 7) // 8, 1)
-        block = channels * width
-        raw = tf.strings.substr(contents, info["data_offset"] + first * block, count * block)
-        samples = _samples(raw, audio_format, bits)
-        waveform = tf.reshape(samples, [-1, tf.cast(tf.maximum(channels, 1), tf.int32)])
-    return waveform, rate
+        waveform = decode_frames(contents, info, first, count)
+    return waveform, info["sampling_rate"]
+
+
+def wav_checks(contents, info, name="audio", skip=None, max_channels=MAX_CHANNELS,
+               min_sampling_rate=MIN_SAMPLING_RATE, max_sampling_rate=MAX_SAMPLING_RATE):
+    """The assertions ``read_wav`` makes on WAV bytes and their ``wav_info``, for one file or a batch.
+
+    Args:
+        contents: A ``tf.string`` scalar, or a batch ``(n,)``.
+        info: ``wav_info(contents)``.
+        name: Named in errors: for one file a string or ``(prefix, index)``
+            (see ``named_message``); for a batch the prefix, e.g.
+            ``"serving input `audio`, example"``, followed by the index of
+            the first bad example.
+        skip: For a batch, an optional bool ``(n,)`` of examples not to
+            check (absent inputs).
+        max_channels: Most channels accepted.
+        min_sampling_rate: Lowest sample rate accepted (Hz).
+        max_sampling_rate: Highest sample rate accepted (Hz).
+
+    Returns:
+        A list of assertion ops (use as control dependencies).
+    """
+    audio_format, bits, channels, rate = (info["format"], info["bits_per_sample"], info["channels"],
+                                          info["sampling_rate"])
+    bits_in = tf.expand_dims(bits, -1)
+    supported = tf.logical_or(
+        tf.logical_and(tf.equal(audio_format, 1), tf.reduce_any(tf.equal(bits_in, [8, 16, 24, 32]), axis=-1)),
+        tf.logical_and(tf.equal(audio_format, 3), tf.reduce_any(tf.equal(bits_in, [32, 64]), axis=-1)))
+    is_wav, found = _wav_magic(contents)
+    checks = [
+        (is_wav, found, "expected a WAV file (RIFF/WAVE) but found "),
+        (info["data_offset"] >= 0, None, "invalid WAV: no fmt and data chunks (not a complete WAV file)"),
+        (supported, None, f"invalid WAV: unsupported sample format (supported: {WAV_FORMATS}); format tag, bits "
+                          "per sample:", audio_format, bits),
+        (tf.logical_and(channels >= 1, channels <= max_channels), None,
+         f"invalid WAV: channels must be 1-{max_channels}; got", channels),
+        (tf.logical_and(rate >= min_sampling_rate, rate <= max_sampling_rate), None,
+         f"invalid WAV: sample rate must be {min_sampling_rate}-{max_sampling_rate} Hz; the header says", rate),
+        (tf.equal(info["missing_bytes"], 0), None, "invalid WAV: truncated: bytes missing from the data chunk:",
+         info["missing_bytes"]),
+        (info["frames"] > 0, None, "invalid WAV: no samples (an empty recording)"),
+    ]
+    batch = contents.shape.rank == 1
+    ops = []
+    for ok, found_text, reason, *values in checks:
+        where = name
+        if batch:
+            if skip is not None:
+                ok = tf.logical_or(ok, skip)
+            index = tf.argmin(tf.cast(ok, tf.int32), output_type=tf.int32)  # the first bad example
+            where = (name, index)
+            values = [tf.gather(v, index) for v in values]
+            found_text = None if found_text is None else tf.gather(found_text, index)
+            ok = tf.reduce_all(ok)
+        message = named_message(where, f": {reason}")
+        if found_text is not None:  # the format the bytes look like, and the ways out
+            message = [*message[:-1], tf.strings.join([message[-1], found_text, ". ", _ways_out()])]
+        ops.append(tf.debugging.Assert(ok, [*message, *values], name="check_wav"))
+    return ops
+
+
+def decode_frames(contents, info, first, count):
+    """``count`` frames from frame ``first`` of checked WAV bytes (one file): float32 ``(count, channels)``."""
+    bits, channels = info["bits_per_sample"], info["channels"]
+    block = channels * tf.maximum((bits + 7) // 8, 1)
+    raw = tf.strings.substr(contents, info["data_offset"] + first * block, count * block)
+    samples = _samples(raw, info["format"], bits)
+    return tf.reshape(samples, [-1, tf.cast(tf.maximum(channels, 1), tf.int32)])
 
 
 def named_message(name, text):
@@ -419,16 +473,36 @@ def decode_wav(contents, sampling_rate, num_samples, crop="start", name="audio")
     num_samples = check.positive_int("num_samples", num_samples)
     check.choice("crop", crop, set(CROP_MODES))
     info = wav_info(contents)
+    with tf.control_dependencies(wav_checks(contents, info, name)):
+        return decode_checked_wav(contents, info, sampling_rate, num_samples, crop, name)
+
+
+def decode_checked_wav(contents, info, sampling_rate, num_samples, crop="start", name="audio"):
+    """``decode_wav`` after the header checks: for bytes whose ``wav_checks`` have run (one file).
+
+    Serving checks a request's headers as a batch (``wav_checks`` on the
+    whole batch) and decodes each file with this.
+
+    Args:
+        contents: A scalar ``tf.string`` of WAV bytes.
+        info: ``wav_info(contents)``.
+        sampling_rate: Output sample rate.
+        num_samples: Output length.
+        crop: ``"start"``, ``"center"`` or ``"end"``.
+        name: Named in the error for an all-zero window.
+
+    Returns:
+        float32 ``(num_samples,)``.
+    """
     rate, frames = tf.maximum(info["sampling_rate"], 1), info["frames"]
     out_total = (frames * sampling_rate + rate // 2) // rate
     extra = tf.maximum(out_total - num_samples, 0)
     out_offset = {"start": tf.zeros_like(extra), "center": extra // 2, "end": extra}[crop]
     window = (num_samples * rate + sampling_rate - 1) // sampling_rate  # source frames for num_samples outputs
     start = tf.clip_by_value((out_offset * rate) // sampling_rate, 0, tf.maximum(frames - window, 0))
-    waveform, rate = read_wav(contents, name, start=start, frames=window, info=info)
-    waveform = mono(waveform)
+    waveform = mono(decode_frames(contents, info, start, tf.minimum(window, frames - start)))
     with tf.control_dependencies([assert_not_silent(waveform, name)]):
-        waveform = resample(waveform, rate, sampling_rate)
+        waveform = resample(waveform, info["sampling_rate"], sampling_rate)
     return fit_length(waveform, num_samples, "start")
 
 
@@ -440,19 +514,18 @@ def assert_not_silent(waveform, name="audio"):
         name="check_not_silent")
 
 
-def _assert_wav(contents, name="audio"):
-    """A graph assertion that ``contents`` starts like a WAV file, naming the format it looks like."""
+def _wav_magic(contents):
+    """``(is_wav, found)``: whether the bytes start like a WAV file and, element-wise, the format they look like."""
     head = tf.strings.substr(contents, 0, 12)  # shorter for a shorter string: the comparisons then fail
     is_wav = tf.logical_and(
-        tf.equal(tf.strings.substr(head, 0, 4), "RIFF"), tf.equal(header_bytes.tag(head, 8), "WAVE")
+        tf.equal(tf.strings.substr(head, 0, 4), "RIFF"), tf.equal(header_bytes.tag(head, tf.zeros_like(
+            tf.strings.length(head), tf.int64) + 8), "WAVE")
     )
-    found = tf.constant("bytes of an unknown format")
+    found = tf.fill(tf.shape(is_wav), "bytes of an unknown format")
     for kind, magics in reversed(_FORMAT_MAGIC):
-        matches = tf.reduce_any([tf.equal(tf.strings.substr(head, 0, len(m)), m) for m in magics])
+        matches = tf.reduce_any(tf.stack([tf.equal(tf.strings.substr(head, 0, len(m)), m) for m in magics]), axis=0)
         found = tf.where(matches, f"{kind} audio", found)
-    head = named_message(name, ": expected a WAV file (RIFF/WAVE) but found ")
-    message = tf.strings.join([head[-1], found, ". ", _ways_out()])
-    return tf.debugging.Assert(is_wav, [*head[:-1], message])
+    return is_wav, found
 
 
 def _tfio_audio():

@@ -28,6 +28,7 @@ import string
 
 import tensorflow as tf
 
+from mmzoo import _gfile
 from mmzoo import _validation as check
 from mmzoo.data import audio as audio_lib
 from mmzoo.data import image as image_lib
@@ -77,12 +78,12 @@ class FileColumn:
         if not self._fields:
             return manifest.path(i, self.column)
         relative = self.column.format_map({f: manifest.value(i, f) for f in self._fields})
-        return os.path.normpath(os.path.join(manifest.base_dir, relative))
+        return _gfile.resolve(manifest.base_dir, relative)
 
     def row_problem(self, manifest, i):
         """A message if row ``i``'s file is missing, else ``None``."""
         path = self.python_value(manifest, i)
-        if not os.path.isfile(path):
+        if not _gfile.isfile(path):
             return f"file not found: {path} (column {self.column!r})"
         return None
 
@@ -195,6 +196,28 @@ class AudioColumn(FileColumn):
         """Decodes one file's bytes; ``where`` (default: the column) is named in errors."""
         decode = self._decode or audio_lib.audio_decoder(".wav", self.sampling_rate, self.num_samples, self.crop)
         return decode(contents, name=f"column `{self.column}`" if where is None else where)
+
+    def check_batch(self, contents, where, skip=None):
+        """Checks a batch of WAV headers at once (serving): ``(assertion ops, wav_info)``, or ``None``.
+
+        ``None`` for a column of compressed audio (its decoder reads no
+        header). Decode each example with ``decode_checked`` afterwards.
+
+        Args:
+            contents: ``tf.string`` ``(n,)``.
+            where: The error prefix, followed by the first bad example's
+                index (e.g. ``"serving input `audio`, example"``).
+            skip: Optional bool ``(n,)``: examples not checked (absent).
+        """
+        if self._decode is not None:
+            return None
+        info = audio_lib.wav_info(contents)
+        return audio_lib.wav_checks(contents, info, where, skip=skip), info
+
+    def decode_checked(self, contents, info, where=None):
+        """Decodes one file's bytes whose header ``check_batch`` has checked (``info``: its ``wav_info``)."""
+        return audio_lib.decode_checked_wav(contents, info, self.sampling_rate, self.num_samples, self.crop,
+                                            name=f"column `{self.column}`" if where is None else where)
 
 
 DEFAULT_MAX_TEXT_BYTES = 100_000

@@ -11,25 +11,33 @@ import tensorflow as tf
 
 
 def field_bytes(contents, offset, n):
-    """``n`` bytes of ``contents`` from ``offset`` as int64 values (zeros past the end)."""
+    """``n`` bytes of ``contents`` from ``offset`` as int64 values (zeros past the end).
+
+    Element-wise: ``contents`` and ``offset`` are scalars or batches of one
+    shape; the result has shape ``contents.shape + (n,)``.
+    """
     length = tf.cast(tf.strings.length(contents), tf.int64)
     start = tf.clip_by_value(tf.cast(offset, tf.int64), 0, length)
-    raw = tf.io.decode_raw(tf.strings.substr(contents, start, tf.constant(n, tf.int64)), tf.uint8)
-    return tf.cast(tf.ensure_shape(tf.pad(raw, [[0, n - tf.shape(raw)[0]]]), (n,)), tf.int64)
+    field = tf.strings.substr(contents, start, tf.fill(tf.shape(start), tf.constant(n, tf.int64)))
+    return tf.cast(tf.io.decode_raw(field, tf.uint8, fixed_length=n), tf.int64)  # zero-padded to n
 
 
 def little_endian(values):
-    """The unsigned little-endian value of int64 bytes (static length)."""
-    return tf.reduce_sum(values * tf.constant([256 ** i for i in range(values.shape[0])], tf.int64))
+    """The unsigned little-endian value of int64 bytes (the last axis, of static length)."""
+    return tf.reduce_sum(values * tf.constant([256 ** i for i in range(values.shape[-1])], tf.int64), axis=-1)
 
 
 def big_endian(values):
-    """The unsigned big-endian value of int64 bytes (static length)."""
-    return tf.reduce_sum(values * tf.constant([256 ** i for i in reversed(range(values.shape[0]))], tf.int64))
+    """The unsigned big-endian value of int64 bytes (the last axis, of static length)."""
+    weights = [256 ** i for i in reversed(range(values.shape[-1]))]
+    return tf.reduce_sum(values * tf.constant(weights, tf.int64), axis=-1)
 
 
 def tag(contents, offset, n=4):
-    """The ``n`` bytes at ``offset`` as a string (shorter past the end), to compare with a magic or chunk id."""
+    """The ``n`` bytes at ``offset`` as a string (shorter past the end), to compare with a magic or chunk id.
+
+    Element-wise over a batch of ``contents`` and ``offset``, like ``field_bytes``.
+    """
     length = tf.cast(tf.strings.length(contents), tf.int64)
-    return tf.strings.substr(contents, tf.clip_by_value(tf.cast(offset, tf.int64), 0, length),
-                             tf.constant(n, tf.int64))
+    start = tf.clip_by_value(tf.cast(offset, tf.int64), 0, length)
+    return tf.strings.substr(contents, start, tf.fill(tf.shape(start), tf.constant(n, tf.int64)))

@@ -105,11 +105,16 @@ class FittedAudioColumn(AudioColumn):
         """Decodes one WAV's bytes (its first ``MAX_SECONDS`` at most); ``where`` is named in errors."""
         name = f"column `{self.column}`" if where is None else where
         info = audio_lib.wav_info(contents)
-        waveform, rate = audio_lib.read_wav(contents, name, frames=MAX_SECONDS * tf.maximum(info["sampling_rate"], 1),
-                                            info=info)
-        waveform = audio_lib.mono(waveform)
+        with tf.control_dependencies(audio_lib.wav_checks(contents, info, name)):
+            return self.decode_checked(contents, info, name)
+
+    def decode_checked(self, contents, info, where=None):
+        """Decodes one WAV's bytes whose header ``check_batch`` has checked (``info``: its ``wav_info``)."""
+        name = f"column `{self.column}`" if where is None else where
+        frames = tf.minimum(info["frames"], MAX_SECONDS * tf.maximum(info["sampling_rate"], 1))
+        waveform = audio_lib.mono(audio_lib.decode_frames(contents, info, tf.zeros_like(frames), frames))
         with tf.control_dependencies([audio_lib.assert_not_silent(waveform, name)]):
-            waveform = audio_lib.resample(waveform, rate, self.sampling_rate)
+            waveform = audio_lib.resample(waveform, info["sampling_rate"], self.sampling_rate)
         return fit_waveform(waveform, self.num_samples, self.frame, self.threshold, self.margin, self.peak)
 
     def serving_config(self):

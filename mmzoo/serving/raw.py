@@ -265,28 +265,45 @@ def decode_all(columns, inputs, parallel_iterations=32, optional=()):
                 files.append((name, strings))
     if files:
         names = [n for n, _ in files]
+        if len(files) > 1:
+            with tf.control_dependencies(check_same_batch(dict(files))):
+                files = [(n, tf.identity(s)) for n, s in files]
+        # Headers a column can check as a whole batch (WAV) are checked here, once, not per example.
+        elems, checks = [], []
+        for n, strings in files:
+            skip = tf.equal(strings, "") if n in optional else None
+            batch = columns[n].check_batch(strings, f"serving input `{n}`, example", skip) if hasattr(
+                columns[n], "check_batch") else None
+            if batch is None:
+                elems.append((strings,))
+            else:
+                checks += batch[0]
+                elems.append((strings, batch[1]))
 
-        def decode_one(n, b, index):
+        def decode_one(n, element, index):
+            b = element[0]
             where = (f"serving input `{n}`, example", index)  # the index is an assertion item: no string op per example
             # The scope names the input in errors raised by TensorFlow's own decoders ("Invalid PNG data"),
             # whose messages we cannot extend: "Detected at node map/while/serving_input_image/...".
             with tf.name_scope(f"serving_input_{n}"):
+                def decoded():
+                    if len(element) == 2:
+                        return tf.cast(columns[n].decode_checked(b, element[1], where=where), tf.float32)
+                    return tf.cast(columns[n].decode_bytes(b, where=where), tf.float32)
+
                 if n not in optional:
-                    return columns[n].decode_bytes(b, where=where)
+                    return decoded()
                 zeros = tf.zeros(decoded_shape(columns[n]), tf.float32)
-                return tf.cond(tf.equal(b, ""), lambda: zeros,
-                               lambda: tf.cast(columns[n].decode_bytes(b, where=where), tf.float32))
+                return tf.cond(tf.equal(b, ""), lambda: zeros, decoded)
 
         def decode_example(example):
-            index, example = example[0], example[1:]
-            return tuple(decode_one(n, b, index) for n, b in zip(names, example))
+            index, example = example
+            return tuple(decode_one(n, e, index) for n, e in zip(names, example))
 
         specs = tuple(tf.TensorSpec(decoded_shape(columns[n]), tf.float32) for n in names)
-        if len(files) > 1:
-            with tf.control_dependencies(check_same_batch(dict(files))):
-                files = [(n, tf.identity(s)) for n, s in files]
-        indices = tf.range(tf.size(files[0][1]))
-        decoded = tf.map_fn(decode_example, (indices, *(s for _, s in files)), fn_output_signature=specs,
+        with tf.control_dependencies(checks):
+            indices = tf.range(tf.size(files[0][1]))
+        decoded = tf.map_fn(decode_example, (indices, tuple(elems)), fn_output_signature=specs,
                             parallel_iterations=parallel_iterations)
         out.update(zip(names, decoded))
     return out

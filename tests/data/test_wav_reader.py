@@ -1,5 +1,6 @@
 """read_wav / decode_wav: every PCM width and float, named refusals, bounded work on long files."""
 
+import re
 import struct
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from mmzoo.data import AudioColumn, audio
+from mmzoo.serving import raw
 
 
 def _wav(samples, rate=8000, bits=16, tag=1, channels=1, extra_chunks=b"", data_size=None, extensible=False):
@@ -102,3 +104,30 @@ def test_bad_wavs_are_refused_with_a_named_invalid_argument_error(case):
         column.decode_bytes(tf.constant(contents))
     message = str(error.value)
     assert "column `clip`: invalid WAV" in message and reason in message, message[:600]
+
+
+def _serve(columns, strings):
+    return raw.decode_all(columns, {"audio": tf.constant(strings)})["audio"].numpy()
+
+
+def test_a_batch_checked_at_once_decodes_each_file_as_alone():
+    """Serving checks a request's WAV headers as one batch; each file decodes exactly as on its own."""
+    tone = _tone(6000)
+    listing = b"LIST" + struct.pack("<I", 5) + b"INFOx" + b"\x00"
+    files = [_wav(tone), _wav(tone, extra_chunks=listing), _wav(tone, bits=24, extensible=True),
+             _wav(np.stack([tone, 0.5 * tone], 1).ravel(), channels=2, rate=16000), _wav(tone, data_size=0)]
+    column = AudioColumn("audio", 8000, 4000, crop="center")
+    served = _serve({"audio": column}, files)
+    alone = np.stack([column.decode_bytes(tf.constant(f)).numpy() for f in files])
+    np.testing.assert_array_equal(served, alone)
+
+
+@pytest.mark.parametrize("case", ["truncated", "1 Hz", "no samples", "header then garbage", "silent"])
+def test_a_bad_file_in_a_batch_is_named_by_its_index(case):
+    contents, reason = BAD[case]
+    good = _wav(_tone(4000))
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        _serve({"audio": AudioColumn("audio", 8000, 4000)}, [good, good, contents, good])
+    message = str(error.value)
+    # The index is an assertion item: printed after the prefix (on its own line when eager).
+    assert re.search(r"serving input `audio`, example\W*2\W+(b')?: invalid WAV", message) and reason in message, message
