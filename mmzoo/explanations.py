@@ -55,6 +55,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import io
 import numbers
 import os
 
@@ -62,6 +63,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mmzoo import _gfile
 from mmzoo import fusion as fusion_lib
 from mmzoo import heads as heads_lib
 from mmzoo.layers import Spectrogram
@@ -147,7 +149,7 @@ class _ExportSubject(_Subject):
                 f"{served.task!r}. Received: model={served.path!r}"
             )
         self.signature = served.signatures["serving_default"]
-        self.name = served.metadata.get("model_name") or os.path.basename(os.path.normpath(served.path))
+        self.name = served.metadata.get("model_name") or os.path.basename(_gfile.normpath(served.path))
         self.names = tuple(served.metadata["signatures"]["serving_default"]["inputs"])
         self.specs = {n: (tuple(served.inputs[n]["shape"][1:]), tf.as_dtype(served.inputs[n]["dtype"]))
                       for n in self.names}
@@ -159,8 +161,8 @@ class _ExportSubject(_Subject):
             raw = served.inputs[name].get("raw") or {}
             self.kinds[name] = raw.get("kind") or _kind_from_spec(name, *self.specs[name], has_spectrogram=False)
             vocab = os.path.join(served.path, raw.get("tokenizer_dir") or "-", "vocab.txt")
-            if raw.get("kind") == "text" and os.path.isfile(vocab):
-                with open(vocab, encoding="utf-8") as f:
+            if raw.get("kind") == "text" and _gfile.isfile(vocab):
+                with _gfile.open_text(vocab) as f:
                     self.vocabularies[name] = [line.rstrip("\n") for line in f]
 
     def __call__(self, feeds):
@@ -593,7 +595,7 @@ class Explanation:
 
         Args:
             index: The example.
-            path: PNG path to write; ``None`` returns the figure instead.
+            path: PNG path to write (local or ``gs://``); ``None`` returns the figure instead.
             inputs: Inputs to draw instead of the explained ones (same
                 shapes, e.g. the clean version of a degraded batch).
             class_names: Class names overriding the model's.
@@ -627,8 +629,9 @@ class Explanation:
         fig.tight_layout()
         if path is None:
             return fig
-        fig.savefig(path, dpi=100)
-        return path
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=os.path.splitext(os.fspath(path))[1][1:] or None, dpi=100)
+        return _gfile.write_bytes(path, buffer.getvalue())
 
     def _plot_modality(self, ax, modality, index, value, vocabulary):
         kind, sal = self.kinds[modality], self.saliency[modality][index]

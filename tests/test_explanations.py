@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import mmzoo
 from mmzoo import branches, fusion, heads
@@ -223,6 +226,14 @@ def test_bad_arguments_name_the_argument(untrained_inputs, tiny_model):
             explain(model, untrained_inputs, **kwargs)
     with pytest.raises(ValueError, match="model"):
         explain(lambda x: x, untrained_inputs)
+
+
+def test_plot_writes_to_a_tensorflow_file_system(untrained_inputs, tiny_model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # whatever a local-only implementation would write lands here, not in the repo
+    path = f"ram://{uuid.uuid4().hex}/figures/why.png"  # the folder does not exist yet
+    assert explain(tiny_model, untrained_inputs, steps=2).plot(0, path) == path
+    with tf.io.gfile.GFile(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_lazy_top_level_function():

@@ -68,9 +68,11 @@ def add_parser(subparsers):
 
 def _metadata(path):
     """The export's metadata (read before the SavedModel is loaded, so that user errors answer at once)."""
+    import tensorflow as tf  # noqa: PLC0415
+
     from mmzoo.serving.metadata import read_metadata  # noqa: PLC0415
 
-    if not os.path.isdir(path):
+    if not tf.io.gfile.isdir(path):
         raise ExplainError(f"{path}: no such folder (expected a SavedModel written by mmzoo.export)")
     try:
         metadata = read_metadata(path)
@@ -90,8 +92,10 @@ def _load(path):
 
 def _keras_model(path):
     """The Keras model saved in the export folder (``KERAS_MODEL_FILE``, loaded in safe mode), or ``None``."""
+    from mmzoo import _gfile  # noqa: PLC0415
+
     file = os.path.join(path, KERAS_MODEL_FILE)
-    if not os.path.isfile(file):
+    if not _gfile.isfile(file):
         return None
     import keras  # noqa: PLC0415
 
@@ -253,8 +257,12 @@ def run(args):
     """
     if args.steps < 1:
         raise ExplainError(f"--steps must be a positive integer. Received: {args.steps}")
-    output = os.path.abspath(args.output)
-    if not os.path.isdir(os.path.dirname(output)):
+    import tensorflow as tf  # noqa: PLC0415
+
+    from mmzoo import _gfile  # noqa: PLC0415
+
+    output = _gfile.abspath(args.output)
+    if not tf.io.gfile.isdir(os.path.dirname(output)):
         raise ExplainError(f"--output: no such folder: {os.path.dirname(output)}")
     metadata = _metadata(args.path)
     values, kinds, absent = _assign(args, metadata)

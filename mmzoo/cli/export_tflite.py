@@ -14,8 +14,6 @@ Example::
 
 from __future__ import annotations
 
-import os
-
 QUANTIZE_CHOICES = ("none", "dynamic", "int8", "float16")
 
 
@@ -56,6 +54,8 @@ def run(args):
     Raises:
         ExportTFLiteError: For a user error (the CLI prints it and exits with 2).
     """
+    import tensorflow as tf  # noqa: PLC0415
+
     from mmzoo.serving import tflite  # imports TensorFlow  # noqa: PLC0415
 
     if not args.output.endswith(".tflite"):
@@ -76,7 +76,7 @@ def run(args):
         )
     path = tflite.export_tflite(model, args.output, quantize=quantize,
                                 representative_data=data[0] if data is not None else None)
-    print(f"wrote {path}: {os.path.getsize(path) / 1024:.1f} KiB (quantize={args.quantize})")
+    print(f"wrote {path}: {tf.io.gfile.stat(path).length / 1024:.1f} KiB (quantize={args.quantize})")
     if data is not None:
         report = tflite.compare_with_float(model, path, data[1], data[2])
         print(f"AV-digits test split ({len(data[2])} examples): float accuracy {report['float_accuracy']:.4f}, "

@@ -56,13 +56,15 @@ def add_parser(subparsers):
 
 def _read_manifest(path):
     """``(rows, folder)``: a list of dicts from a JSONL or CSV file."""
-    if not os.path.isfile(path):
+    from mmzoo import _gfile  # noqa: PLC0415  (imports TensorFlow: not needed to parse the command line)
+
+    if not _gfile.isfile(path):
         raise PredictError(f"--manifest: file not found: {path}")
     extension = os.path.splitext(path)[1].lower()
     if extension not in (".jsonl", ".csv"):
         raise PredictError(f"--manifest: {path}: expected a .jsonl or .csv file")
     rows = []
-    with open(path, encoding="utf-8", newline="") as f:
+    with _gfile.open_text(path, newline="") as f:
         if extension == ".csv":
             rows = list(csv.DictReader(f))
         else:
@@ -78,7 +80,7 @@ def _read_manifest(path):
                 rows.append(row)
     if not rows:
         raise PredictError(f"--manifest: {path} holds no examples")
-    return rows, os.path.dirname(os.path.abspath(path))
+    return rows, os.path.dirname(_gfile.abspath(path))
 
 
 def _gather(args, inputs):
@@ -123,10 +125,11 @@ def _gather(args, inputs):
 
 def _read_file(name, kind, path):
     """The bytes of one file, checked to be the input's format (naming file and input)."""
-    if not os.path.isfile(path):
+    from mmzoo import _gfile  # noqa: PLC0415
+
+    if not _gfile.isfile(path):
         raise PredictError(f"{path}: file not found (input {name!r})")
-    with open(path, "rb") as f:
-        contents = f.read()
+    contents = _gfile.read_bytes(path)
     if kind == "image" and not contents.startswith(_IMAGE_MAGIC):
         raise PredictError(f"{path}: not a PNG, JPEG, GIF or BMP image (input {name!r})")
     if kind == "audio" and not (contents[:4] == b"RIFF" and contents[8:12] == b"WAVE"):
@@ -136,9 +139,11 @@ def _read_file(name, kind, path):
 
 def load_export(path):
     """``mmzoo.load(path)``, with a ``PredictError`` when it is not a raw-serving export."""
+    import tensorflow as tf  # noqa: PLC0415
+
     from mmzoo.serving.saved_model import load  # imported here: it loads TensorFlow  # noqa: PLC0415
 
-    if not os.path.isdir(path):
+    if not tf.io.gfile.isdir(path):
         raise PredictError(f"{path}: no such folder (expected a SavedModel written by mmzoo.export)")
     try:
         served = load(path)

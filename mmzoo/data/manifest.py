@@ -2,9 +2,11 @@
 
 A manifest comes from a CSV file (header row), a JSONL file (one JSON object
 per line) or a Python list of dicts. File paths in it are relative to the
-manifest file's folder (or ``base_dir``) unless absolute. Which column feeds
-which model input is declared separately (``mmzoo.data.columns``) and checked
-against the manifest before any data is read.
+manifest file's folder (or ``base_dir``) unless absolute. Manifest files and
+the files they name may be local or on a TensorFlow file system (``gs://``;
+read through ``tf.io.gfile``). Which column feeds which model input is
+declared separately (``mmzoo.data.columns``) and checked against the
+manifest before any data is read.
 
 Text that is not valid UTF-8 is kept (with Python's ``surrogateescape``) so
 that the bad-row policy can report or skip exactly that row instead of
@@ -14,9 +16,12 @@ failing on the whole file.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
+
+from mmzoo import _gfile
 
 _SURROGATES = re.compile("[\udc80-\udcff]")
 
@@ -67,7 +72,7 @@ class Manifest:
             if not isinstance(record, dict):
                 raise ValueError(f"Manifest row {i} must be a dict of fields. Received: {record!r}")
         self.records = [{str(k): _decode(v) for k, v in r.items()} for r in records]
-        self.base_dir = os.path.abspath(os.fspath(base_dir)) if base_dir is not None else os.getcwd()
+        self.base_dir = _gfile.abspath(base_dir) if base_dir is not None else os.getcwd()
         if sources is not None and len(sources) != len(records):
             raise ValueError(f"`sources` has {len(sources)} entries for {len(records)} records.")
         self.sources = list(sources) if sources is not None else [f"record {i}" for i in range(len(records))]
@@ -115,7 +120,7 @@ class Manifest:
         value = self.value(i, column)
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"{self.where(i)}: column {column!r} must hold a file path. Received: {value!r}")
-        return os.path.normpath(os.path.join(self.base_dir, value))
+        return _gfile.resolve(self.base_dir, value)
 
     def subset(self, positions):
         """A new manifest with only the rows at ``positions`` (sources kept)."""
@@ -202,9 +207,9 @@ def from_csv(path, base_dir=None, delimiter=","):
     (['label', 'path'], 'row 0 (train.csv line 2)')
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not _gfile.isfile(path):
         raise FileNotFoundError(f"Manifest file not found: {path}")
-    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
+    with _gfile.open_text(path, errors="surrogateescape", newline="") as f:
         reader = csv.reader(f, delimiter=delimiter)
         header = next(reader, None)
         if not header:
@@ -221,7 +226,7 @@ def from_csv(path, base_dir=None, delimiter=","):
                 raise ValueError(f"{path} line {line}: {len(fields)} fields for {len(header)} header columns.")
             records.append({h: v for h, v in zip(header, fields)})
             sources.append(f"{os.path.basename(path)} line {line}")
-    return Manifest(records, base_dir or os.path.dirname(os.path.abspath(path)), sources)
+    return Manifest(records, base_dir or os.path.dirname(_gfile.abspath(path)), sources)
 
 
 def from_jsonl(path, base_dir=None):
@@ -247,10 +252,10 @@ def from_jsonl(path, base_dir=None):
     (2073, 'row 0 (openmoji.jsonl line 1)')
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not _gfile.isfile(path):
         raise FileNotFoundError(f"Manifest file not found: {path}")
     records, sources = [], []
-    with open(path, "rb") as f:
+    with io.BytesIO(_gfile.read_bytes(path)) as f:
         for line_number, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue
@@ -262,7 +267,7 @@ def from_jsonl(path, base_dir=None):
                 raise ValueError(f"{path} line {line_number} must be a JSON object. Received: {record!r}")
             records.append(record)
             sources.append(f"{os.path.basename(path)} line {line_number}")
-    return Manifest(records, base_dir or os.path.dirname(os.path.abspath(path)), sources)
+    return Manifest(records, base_dir or os.path.dirname(_gfile.abspath(path)), sources)
 
 
 def read_manifest(source, base_dir=None):

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 
+import tensorflow as tf
+
+from mmzoo import _gfile
+
 ENV_VAR = "MMZOO_DATA"
 FALLBACK = os.path.join("..", "shared", "data")
 
@@ -16,10 +20,10 @@ def resolve_data_dir(data_dir=None):
     the current working directory when that folder exists.
 
     Args:
-        data_dir: A folder path, or ``None`` to look it up.
+        data_dir: A folder path (local or ``gs://``), or ``None`` to look it up.
 
     Returns:
-        The absolute path of the folder.
+        The absolute path of the folder (a remote one as given, normalized).
 
     Raises:
         FileNotFoundError: If the chosen folder does not exist, or none was
@@ -39,13 +43,13 @@ def resolve_data_dir(data_dir=None):
         data_dir, source = os.environ[ENV_VAR], f"${ENV_VAR}"
     else:
         data_dir, source = FALLBACK, "the fallback ../shared/data (relative to the working directory)"
-        if not os.path.isdir(data_dir):
+        if not tf.io.gfile.isdir(data_dir):
             raise FileNotFoundError(
                 f"No data folder: pass `data_dir`, set ${ENV_VAR}, or run from a folder with "
                 f"../shared/data beside it. Working directory: {os.getcwd()}"
             )
-    data_dir = os.path.abspath(os.fspath(data_dir))
-    if not os.path.isdir(data_dir):
+    data_dir = _gfile.abspath(data_dir)
+    if not tf.io.gfile.isdir(data_dir):
         raise FileNotFoundError(f"Data folder from {source} does not exist: {data_dir}")
     return data_dir
 
@@ -64,6 +68,6 @@ def require_path(data_dir, *parts):
         FileNotFoundError: If the path does not exist.
     """
     path = os.path.join(data_dir, *parts)
-    if not os.path.exists(path):
+    if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"Expected {os.path.join(*parts)} in the data folder {data_dir}; not found: {path}")
     return path

@@ -8,6 +8,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from mmzoo import _gfile
 from mmzoo.serving.metadata import read_metadata
 
 
@@ -30,7 +31,7 @@ class ExportedModel:
 
     def __init__(self, path):
         path = os.fspath(path)
-        if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        if not _gfile.isfile(os.path.join(path, "saved_model.pb")):
             raise FileNotFoundError(f"No SavedModel at {path} (expected {os.path.join(path, 'saved_model.pb')}).")
         self.path = path
         self.metadata = read_metadata(path)

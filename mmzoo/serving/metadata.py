@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 
+from mmzoo import _gfile
+
 FORMAT = "mmzoo-serving"
 FORMAT_VERSION = 1
 METADATA_FILE = "mmzoo_metadata.json"
@@ -83,9 +85,9 @@ def read_metadata(path):
         read_metadata("saved_models/av_digits_concat")["class_names"][:3]   # ['0', '1', '2']
     """
     file = os.path.join(os.fspath(path), "assets", METADATA_FILE)
-    if not os.path.isfile(file):
+    if not _gfile.isfile(file):
         raise FileNotFoundError(f"{path} is not an mmzoo export: {file} is missing.")
-    with open(file, encoding="utf-8") as f:
+    with _gfile.open_text(file) as f:
         metadata = json.load(f)
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{file} is not mmzoo serving metadata (format={metadata.get('format')!r}).")

@@ -35,12 +35,13 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 import warnings
 
 import keras
 import tensorflow as tf
 
-from mmzoo import balance
+from mmzoo import _gfile, balance
 from mmzoo.data import ImageColumn
 from mmzoo.serving import metadata as metadata_lib
 from mmzoo.serving import outputs as outputs_lib
@@ -193,28 +194,40 @@ def _raw_name(endpoint):
 def _prepare_folder(path):
     """Checks ``path`` can receive an export (nothing is deleted yet) and creates its parent."""
     path = os.fspath(path)
-    if os.path.exists(path) and (
-        not os.path.isdir(path) or (os.listdir(path) and not os.path.isfile(os.path.join(path, "saved_model.pb")))
+    if tf.io.gfile.exists(path) and (
+        not tf.io.gfile.isdir(path)
+        or (tf.io.gfile.listdir(path) and not _gfile.isfile(os.path.join(path, "saved_model.pb")))
     ):
         raise ValueError(
             f"`path` exists and is not a SavedModel folder; refusing to overwrite it. Received: path={path!r}"
         )
-    parent = os.path.dirname(os.path.abspath(path))
+    parent = os.path.dirname(_gfile.abspath(path))
     try:
-        os.makedirs(parent, exist_ok=True)
+        with _gfile.os_errors(parent):
+            tf.io.gfile.makedirs(parent)
     except OSError as error:
         raise OSError(f"`path`: cannot create the folder {parent!r} for the export ({error.strerror}). "
                       f"Received: path={path!r}") from None
-    if not os.access(parent, os.W_OK):
+    if not _gfile.is_remote(parent) and not os.access(parent, os.W_OK):
         raise OSError(f"`path`: the folder {parent!r} is not writable. Received: path={path!r}")
     return path
 
 
 def _swap_into_place(staging, path):
-    """Renames the finished ``staging`` folder to ``path`` (same parent: atomic), replacing an older export."""
+    """Moves the finished ``staging`` folder (a sibling of ``path``) to ``path``, replacing an older export.
+
+    Locally a rename (same parent: atomic). On a remote file system, where a
+    folder rename is not atomic (GCS) or not supported (``ram://``), the files
+    are copied with ``saved_model.pb`` last, after the old export's
+    ``saved_model.pb`` was removed first: an interrupted copy leaves a folder
+    without ``saved_model.pb``, which does not load as a model.
+    """
     pb = os.path.join(staging, "saved_model.pb")
-    if not os.path.isfile(pb) or os.path.getsize(pb) == 0:
+    if not _gfile.isfile(pb) or tf.io.gfile.stat(pb).length == 0:
         raise OSError(f"The export to {path!r} wrote no saved_model.pb (is the disk full?); nothing was replaced.")
+    if _gfile.is_remote(path):
+        _copy_into_place(staging, path)
+        return
     old = None
     if os.path.exists(path):
         old = f"{staging}.previous"
@@ -229,13 +242,35 @@ def _swap_into_place(staging, path):
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _copy_into_place(staging, path):
+    """Replaces the remote export ``path`` by a copy of ``staging``, ``saved_model.pb`` removed first, copied last."""
+    path = _gfile.normpath(path)
+    if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
+        tf.io.gfile.remove(os.path.join(path, "saved_model.pb"))
+    _gfile.remove_tree(path)
+    files = []
+    for folder, _, names in tf.io.gfile.walk(staging):
+        target = path + folder[len(staging):]
+        tf.io.gfile.makedirs(target)
+        files += [(os.path.join(folder, n), os.path.join(target, n)) for n in names if n != "saved_model.pb"]
+    for source, target in [*files, (os.path.join(staging, "saved_model.pb"), os.path.join(path, "saved_model.pb"))]:
+        tf.io.gfile.copy(source, target, overwrite=True)
+
+
 def export(model, path, preprocessing=None, class_names=None, threshold=None, task=None):
     """Writes ``model`` as a SavedModel with tensor and raw-input signatures.
 
     Args:
         model: A built Keras model with dict inputs keyed by modality, or a
             ``mmzoo.retrieval.DualEncoder``.
-        path: Output folder (created; an existing SavedModel there is replaced).
+        path: Output folder, local or on a TensorFlow file system (``gs://``;
+            created; an existing SavedModel there is replaced). The export is
+            written to a hidden sibling folder first, then moved into place:
+            locally by a rename (atomic: a failed export leaves the older one
+            as it was); on a remote file system, where folder renames are not
+            atomic, by copying its files with ``saved_model.pb`` written last
+            (the older export's removed first), so an interrupted copy leaves
+            a folder without ``saved_model.pb`` that does not load as a model.
         preprocessing: How ``serving_raw`` decodes raw inputs: a dict of
             ``mmzoo.data`` column specs keyed by input name (the ones used to
             build the training ``tf.data`` pipeline: ``ImageColumn``,
@@ -322,16 +357,17 @@ def export(model, path, preprocessing=None, class_names=None, threshold=None, ta
         return {"json": tf.constant(metadata_json)}
 
     archive.add_endpoint("metadata", tf.function(metadata_fn, input_signature=[]))
-    # Written to a hidden sibling folder and renamed into place (one filesystem, so the rename is atomic):
-    # a failed export (a full disk, an interrupt) leaves neither a half-written model nor a lost older one.
-    parent, base = os.path.split(os.path.abspath(path))
-    staging = tempfile.mkdtemp(prefix=f".{base}.partial-", dir=parent)
+    # Written to a hidden sibling folder, then moved into place (``_swap_into_place``): an export that fails before
+    # the move (a full disk, an interrupt) leaves neither a half-written model nor a lost older one.
+    parent, base = os.path.split(_gfile.abspath(path))
+    if _gfile.is_remote(parent):
+        staging = os.path.join(parent, f".{base}.partial-{uuid.uuid4().hex[:8]}")
+    else:
+        staging = tempfile.mkdtemp(prefix=f".{base}.partial-", dir=parent)
     try:
         archive.write_out(staging, verbose=False)
         assets = os.path.join(staging, "assets")
-        os.makedirs(assets, exist_ok=True)
-        with open(os.path.join(assets, metadata_lib.METADATA_FILE), "w", encoding="utf-8") as f:
-            f.write(metadata_json)
+        _gfile.write_text(os.path.join(assets, metadata_lib.METADATA_FILE), metadata_json)
         for name, column in columns.items():
             if raw_lib.raw_kind(column) == "text":
                 column.tokenizer.save(os.path.join(assets, metadata_lib.TOKENIZERS_DIR, name))
@@ -339,7 +375,7 @@ def export(model, path, preprocessing=None, class_names=None, threshold=None, ta
             _save_keras_copy(model, assets)
         _swap_into_place(staging, path)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        _gfile.remove_tree(staging)
     return path
 
 

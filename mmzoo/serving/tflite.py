@@ -29,6 +29,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mmzoo import _gfile
+
 QUANTIZATIONS = (None, "dynamic", "int8", "float16")
 # Ops kept in float under quantize="int8" (the spectrogram front end's dynamic range).
 FLOAT_OPS = (
@@ -156,10 +158,7 @@ def export_tflite(model, path, quantize=None, representative_data=None, num_cali
             flatbuffer = debugger.get_nondebug_quantized_model()
         if quantize != "int8":
             flatbuffer = converter.convert()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(flatbuffer)
-    return path
+    return _gfile.write_bytes(path, flatbuffer)
 
 
 class TFLiteModel:
@@ -178,10 +177,11 @@ class TFLiteModel:
     """
 
     def __init__(self, path, num_threads=None):
-        if not os.path.isfile(path):
+        if not _gfile.isfile(path):
             raise FileNotFoundError(f"No TFLite model at {path}")
         self.path = path
-        self._interpreter = _interpreter_class()(model_path=path, num_threads=num_threads)
+        source = {"model_content": _gfile.read_bytes(path)} if _gfile.is_remote(path) else {"model_path": path}
+        self._interpreter = _interpreter_class()(**source, num_threads=num_threads)
         self._runner = self._interpreter.get_signature_runner("serving_default")
         self.input_details = self._runner.get_input_details()
 
@@ -237,7 +237,7 @@ def compare_with_float(model, path, inputs, labels):
     float_acc = float(np.mean(np.argmax(expected, -1) == labels))
     lite_acc = float(np.mean(np.argmax(got, -1) == labels))
     return {
-        "size_bytes": os.path.getsize(path),
+        "size_bytes": tf.io.gfile.stat(path).length,
         "float_accuracy": float_acc,
         "tflite_accuracy": lite_acc,
         "accuracy_change": 100.0 * (lite_acc - float_acc),
@@ -270,9 +270,9 @@ def load_model(path):
         export_tflite(model, "av.tflite")
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
+    if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"{path}: no such file or folder (expected a .keras file or a SavedModel folder)")
-    if os.path.isfile(path):
+    if not tf.io.gfile.isdir(path):
         if not path.endswith(".keras"):
             raise ValueError(f"{path}: expected a .keras file (model.save) or a SavedModel folder")
         import mmzoo  # noqa: F401, PLC0415 (registers mmzoo's serializable layers)

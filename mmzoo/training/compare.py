@@ -79,7 +79,7 @@ def compare(train, label, columns="auto", valid=None, valid_fraction=0.1, test=N
         hidden: Dense widths after the fusion.
         patience: Early-stopping patience.
         image_size: Largest image side fed to the model (default 64).
-        output_dir: Folder for ``compare.json``, ``compare.md`` and ``compare.png``.
+        output_dir: Folder (local or ``gs://``) for ``compare.json``, ``compare.md`` and ``compare.png``.
         seed: First seed (also the split's seed).
         verbose: 1 prints each run's score.
 
@@ -141,18 +141,20 @@ def compare(train, label, columns="auto", valid=None, valid_fraction=0.1, test=N
 
 
 def _write(result, output_dir):
+    import io  # noqa: PLC0415
+
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    os.makedirs(output_dir, exist_ok=True)
+    from mmzoo import _gfile  # noqa: PLC0415
+
     paths = {"json": os.path.join(output_dir, "compare.json"), "markdown": os.path.join(output_dir, "compare.md"),
              "plot": os.path.join(output_dir, "compare.png")}
-    with open(paths["json"], "w", encoding="utf-8") as f:
-        json.dump({"metric": result.metric, "split": result.split, "rows": result.rows}, f, indent=2)
-    with open(paths["markdown"], "w", encoding="utf-8") as f:
-        f.write(result.markdown() + "\n")
+    _gfile.write_text(paths["json"], json.dumps({"metric": result.metric, "split": result.split, "rows": result.rows},
+                                                indent=2))
+    _gfile.write_text(paths["markdown"], result.markdown() + "\n")
     names = [r["name"] for r in result.rows]
     means = np.array([r["mean"] for r in result.rows])
     errors = np.array([[r["mean"] - r["min"] for r in result.rows], [r["max"] - r["mean"] for r in result.rows]])
@@ -163,6 +165,8 @@ def _write(result, output_dir):
     ax.set_ylabel(f"{result.metric} ({result.split})")
     ax.set_title(f"Single inputs (grey) vs fusions (blue): mean and min-max over {len(result.rows[0]['scores'])} seeds")
     fig.tight_layout()
-    fig.savefig(paths["plot"], dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
     plt.close(fig)
+    _gfile.write_bytes(paths["plot"], png.getvalue())
     return paths

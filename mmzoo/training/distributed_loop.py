@@ -36,12 +36,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import time
 
 import keras
 import tensorflow as tf
 
+from mmzoo import _gfile
 from mmzoo.training import distribute
 
 _HISTORY_FILE = "history.json"
@@ -155,34 +155,35 @@ class _Backup:
         """Restores the chief's last backup; returns the history so far."""
         latest = tf.train.latest_checkpoint(self.backup_dir)
         history_path = os.path.join(self.backup_dir, _HISTORY_FILE)
-        if latest is None or not os.path.exists(history_path):
+        if latest is None or not tf.io.gfile.exists(history_path):
             return {}
         self.checkpoint.restore(latest).expect_partial()
-        with open(history_path) as f:
+        with _gfile.open_text(history_path) as f:
             history = json.load(f)
         return {k: v[: int(self.epoch.numpy())] for k, v in history.items()}
 
     def save(self, epoch, history):
-        # The history first (atomically), then the checkpoint: a kill in between leaves a history one
+        # The history first (atomically, locally), then the checkpoint: a kill in between leaves a history one
         # epoch ahead, which ``restore`` truncates to the checkpoint's epoch.
         self.epoch.assign(epoch)
         path = os.path.join(self.write_path, _HISTORY_FILE)
-        with open(f"{path}.tmp", "w") as f:
-            json.dump(history, f)
-        os.replace(f"{path}.tmp", path)
+        _gfile.write_text(f"{path}.tmp", json.dumps(history))
+        tf.io.gfile.rename(f"{path}.tmp", path, overwrite=True)
         self.manager.save()
 
     def delete(self):
         """Removes this task's files; the last task to finish removes ``backup_dir``."""
         distribute.cleanup_write_dir(self.write_path, self.backup_dir)
         if distribute.is_chief():  # keep the workers' temporary folders: they may still be saving
-            for name in os.listdir(self.backup_dir):
+            for name in tf.io.gfile.listdir(self.backup_dir):
                 if not name.startswith("workertemp_"):
                     path = os.path.join(self.backup_dir, name)
-                    shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-        # Another task may still have files there; it removes the folder when done.
-        with contextlib.suppress(OSError):
-            os.rmdir(self.backup_dir)
+                    _gfile.remove_tree(path) if tf.io.gfile.isdir(path) else tf.io.gfile.remove(path)
+        # Another task may still have files there; it removes the folder when done. (Only locally: a remote
+        # folder such as a GCS prefix goes with its last file.)
+        if not _gfile.is_remote(self.backup_dir):
+            with contextlib.suppress(OSError):
+                os.rmdir(self.backup_dir)
 
 
 def fit(model, strategy, dataset, epochs, global_batch_size, steps_per_execution=1, backup_dir=None, verbose=0):

@@ -27,18 +27,21 @@ class EvaluateError(ValueError):
 
 
 def _fit_info(path):
+    from mmzoo import _gfile  # noqa: PLC0415
+
     info_path = os.path.join(os.fspath(path), "assets", FIT_INFO)
-    if not os.path.isfile(info_path):
+    if not _gfile.isfile(info_path):
         raise EvaluateError(
             f"{os.fspath(path)} is not a model written by mmzoo.fit / `mmzoo fit` (no assets/{FIT_INFO}); "
             "pass a FitResult or a Keras model with `features` and `label`"
         )
-    with open(info_path, encoding="utf-8") as f:
+    with _gfile.open_text(info_path) as f:
         return json.load(f)
 
 
 def _raw_values(manifest, spec_info, i):
     """The raw serving value of one input for row ``i`` (file bytes or a string)."""
+    from mmzoo import _gfile  # noqa: PLC0415
     from mmzoo.data import tabular  # noqa: PLC0415
     from mmzoo.data.columns import FileColumn  # noqa: PLC0415
 
@@ -46,8 +49,7 @@ def _raw_values(manifest, spec_info, i):
     if kind in ("image", "audio"):
         path = FileColumn(columns[0]).python_value(manifest, i)
         try:
-            with open(path, "rb") as f:
-                return f.read()
+            return _gfile.read_bytes(path)
         except OSError as error:
             raise EvaluateError(f"{manifest.where(i)}: cannot read {path}: {error.strerror}") from None
     if kind == "text":
@@ -116,7 +118,7 @@ def evaluate(model_or_export, data, label=None, features=None, batch_size=64, ou
             a ``mmzoo.data`` label spec for a plain Keras model.
         features: For a plain Keras model: its ``mmzoo.data`` column specs.
         batch_size: Examples per batch.
-        output_dir: If given, writes ``report.json`` and the figures there.
+        output_dir: If given, writes ``report.json`` and the figures there (local or ``gs://``).
 
     Returns:
         The report dict (``mmzoo.training.metrics``): ``accuracy``,
@@ -144,7 +146,9 @@ def evaluate(model_or_export, data, label=None, features=None, batch_size=64, ou
         ds = fit_lib._datasets(plan, manifest, batch_size, 0, False, "raise")
         report = fit_lib.evaluate_model(model_or_export.model, ds, plan)
     elif isinstance(model_or_export, (str, os.PathLike)):
-        if not os.path.isdir(model_or_export):
+        import tensorflow as tf  # noqa: PLC0415
+
+        if not tf.io.gfile.isdir(model_or_export):
             raise EvaluateError(f"model: folder not found: {os.fspath(model_or_export)}")
         info = _fit_info(model_or_export)
         label = label or info["label"]
@@ -176,6 +180,5 @@ def evaluate(model_or_export, data, label=None, features=None, batch_size=64, ou
             task = "binary" if len(classes) == 2 and model_or_export.output.shape[-1] == 1 else "multiclass"
         report = fit_lib.evaluate_model(model_or_export, ds, task=task, class_names=classes)
     if output_dir is not None:
-        os.makedirs(output_dir, exist_ok=True)
         reports.write_report(report, output_dir, prefix="report")
     return report

@@ -33,10 +33,12 @@ import json
 import logging
 import os
 import statistics
+import uuid
 import wave
 
 import numpy as np
 
+from mmzoo import _gfile
 from mmzoo import _validation as check
 from mmzoo.data import inference
 
@@ -162,7 +164,7 @@ def as_manifest(data, argument="train", base_dir=None):
     if isinstance(data, data_lib.Manifest):
         manifest = data
     elif isinstance(data, (str, os.PathLike)):
-        if not os.path.isfile(data):
+        if not _gfile.isfile(data):
             raise FitError(f"{argument}: file not found: {os.fspath(data)}")
         try:
             manifest = data_lib.read_manifest(os.fspath(data), base_dir)
@@ -262,7 +264,7 @@ def _image_shape(manifest, column, max_side=MAX_IMAGE_SIDE):
     shapes = []
     for i in range(0, len(manifest), max(1, len(manifest) // 20)):
         path = probe.python_value(manifest, i)
-        if os.path.isfile(path):
+        if _gfile.isfile(path):
             try:
                 shapes.append(tuple(tf.io.decode_image(tf.io.read_file(path), expand_animations=False).shape))
             except tf.errors.OpError:
@@ -279,6 +281,8 @@ def _image_shape(manifest, column, max_side=MAX_IMAGE_SIDE):
 
 
 def _audio_geometry(manifest, column):
+    import tensorflow as tf  # noqa: PLC0415
+
     from mmzoo.data import AudioColumn  # noqa: PLC0415
 
     probe = AudioColumn(column, 8000, 8000)
@@ -286,10 +290,10 @@ def _audio_geometry(manifest, column):
     for i in range(0, len(manifest), max(1, len(manifest) // 200)):
         path = probe.python_value(manifest, i)
         try:
-            with wave.open(path, "rb") as w:
+            with tf.io.gfile.GFile(path, "rb") as f, wave.open(f) as w:  # reads the header only, local or gs://
                 rates.append(w.getframerate())
                 seconds.append(w.getnframes() / max(1, w.getframerate()))
-        except (OSError, EOFError, wave.Error):
+        except (OSError, EOFError, wave.Error, tf.errors.OpError):
             continue
     if not rates:
         raise FitError(f"audio column {column!r}: none of the sampled files is a readable WAV file")
@@ -746,7 +750,7 @@ def fit(
             on ``train`` with ``valid``.
         callbacks: Extra Keras callbacks for the final training.
         tensorboard: A folder for TensorBoard logs.
-        output_dir: Folder for ``model/`` (SavedModel), ``report.json`` and plots.
+        output_dir: Folder (local or ``gs://``) for ``model/`` (SavedModel), ``report.json`` and plots.
         seed: Seed of splits, weights, shuffling and the search.
         on_error: ``"raise"`` or ``"skip"`` bad rows (see ``mmzoo.data.make_dataset``).
         verbose: Keras verbosity (0, 1, 2); 0 also silences the decisions.
@@ -984,13 +988,14 @@ def _write_array_files(records, tensors, argument):
 
 def _check_writable(output_dir):
     """Creates ``output_dir`` and writes a probe file there, so a bad folder fails before training."""
-    import tempfile  # noqa: PLC0415
+    import tensorflow as tf  # noqa: PLC0415
 
     path = os.fspath(output_dir)
+    probe = os.path.join(path, f".mmzoo_write_check_{uuid.uuid4().hex}")
     try:
-        os.makedirs(path, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".mmzoo_write_check_"):
-            pass
+        _gfile.write_bytes(probe, b"")
+        with _gfile.os_errors(probe):
+            tf.io.gfile.remove(probe)
     except OSError as error:
         raise FitError(f"output_dir: cannot write to {path}: {error.strerror or error}") from None
 
@@ -999,7 +1004,6 @@ def _write_outputs(result, output_dir):
     from mmzoo.serving.saved_model import export  # noqa: PLC0415
     from mmzoo.training import reports  # noqa: PLC0415
 
-    os.makedirs(output_dir, exist_ok=True)
     result.export_path = export(result.model, os.path.join(output_dir, "model"), preprocessing=result.plan.features)
     summary = {
         "label": result.plan.label.column,
@@ -1014,18 +1018,17 @@ def _write_outputs(result, output_dir):
         "folds": result.folds,
         "cv": result.cv,
         "history": {k: [float(v) for v in vs] for k, vs in result.history.items()},
-        "model": os.path.abspath(result.export_path),
+        "model": _gfile.abspath(result.export_path),
     }
     result.report_path = os.path.join(output_dir, "report.json")
-    with open(result.report_path, "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2, default=float)
+    _gfile.write_text(result.report_path, json.dumps(summary, indent=2, default=float))
     for split in ("valid", "test"):
         report = getattr(result, split)
         if report is not None:
             reports.write_report(report, output_dir, prefix=f"{split}_report")
-    with open(os.path.join(result.export_path, "assets", "mmzoo_fit.json"), "w", encoding="utf-8") as f:
-        json.dump({"label": summary["label"], "task": summary["task"], "classes": summary["classes"],
-                   "columns": summary["columns"], "inputs": _input_sources(result.plan)}, f, indent=2)
+    _gfile.write_text(os.path.join(result.export_path, "assets", "mmzoo_fit.json"),
+                      json.dumps({"label": summary["label"], "task": summary["task"], "classes": summary["classes"],
+                                  "columns": summary["columns"], "inputs": _input_sources(result.plan)}, indent=2))
 
 
 def _input_sources(plan):

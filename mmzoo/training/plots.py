@@ -1,12 +1,25 @@
-"""Training-curve and confusion-matrix figures (matplotlib, headless)."""
+"""Training-curve and confusion-matrix figures (matplotlib, headless), written as PNG through ``tf.io.gfile``."""
 
 from __future__ import annotations
+
+import io
+import os
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+
+from mmzoo import _gfile
+
+
+def _save(fig, path):
+    """Writes ``fig`` to ``path`` (local or ``gs://``; format from its extension), closes it and returns ``path``."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=os.path.splitext(os.fspath(path))[1][1:] or None, dpi=100)
+    plt.close(fig)
+    return _gfile.write_bytes(path, buffer.getvalue())
 
 
 def plot_history(history, path, title=None, split_names=("train", "validation")):
@@ -20,7 +33,7 @@ def plot_history(history, path, title=None, split_names=("train", "validation"))
 
     Args:
         history: ``History`` or its ``.history`` dict.
-        path: Output PNG path.
+        path: Output PNG path (local or ``gs://``; its folder is created).
         title: Figure title (default: ``"Training curves"``).
         split_names: Legend names of the training and the ``val_`` curves.
 
@@ -63,9 +76,7 @@ def plot_history(history, path, title=None, split_names=("train", "validation"))
         ax.legend()
     fig.suptitle(title or "Training curves")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def confusion_matrix(labels, predictions, num_classes):
@@ -81,7 +92,7 @@ def plot_confusion_matrix(matrix, class_names, path, title="Confusion matrix"):
     Args:
         matrix: ``(n, n)`` counts, rows are true classes.
         class_names: ``n`` labels.
-        path: Output PNG path.
+        path: Output PNG path (local or ``gs://``; its folder is created).
         title: Figure title.
 
     Returns:
@@ -101,6 +112,4 @@ def plot_confusion_matrix(matrix, class_names, path, title="Confusion matrix"):
             ax.text(j, i, int(matrix[i, j]), ha="center", va="center",
                     color="white" if matrix[i, j] > top / 2 else "black", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

@@ -6,8 +6,8 @@ classification, predicted-vs-true scatter for regression);
 ``format_report`` gives the few lines the CLI prints; ``format_table`` lays
 out rows such as the models of a comparison as a Markdown table. matplotlib
 is imported only inside the plotting functions (with the headless ``Agg``
-backend). Paths with a scheme (``gs://``, ``ram://``) are written through
-``tf.io.gfile``.
+backend). Files are written through ``tf.io.gfile`` (``gs://`` works; TensorFlow
+is imported only then).
 
 Example::
 
@@ -42,28 +42,15 @@ def _join(directory, name):
     return f"{directory.rstrip('/')}/{name}" if "://" in str(directory) else os.path.join(directory, name)
 
 
-def _write_bytes(path, data):
-    path = str(path)
-    if "://" in path:
-        import tensorflow as tf  # noqa: PLC0415
-
-        tf.io.gfile.makedirs(path.rsplit("/", 1)[0])
-        with tf.io.gfile.GFile(path, "wb") as f:
-            f.write(data)
-    else:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(data)
-    return path
-
-
 def _save_figure(fig, path):
     import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    from mmzoo import _gfile  # noqa: PLC0415  (imports TensorFlow)
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    return _write_bytes(path, buffer.getvalue())
+    return _gfile.write_bytes(str(path), buffer.getvalue())
 
 
 def _pyplot():
@@ -111,8 +98,10 @@ def write_report(report, output_dir, prefix="report", y_true=None, y_pred=None):
         raise TypeError(f"`report` must be a dict from mmzoo.training.metrics. Received: report={report!r}"[:300])
     if not isinstance(prefix, str) or not prefix or "/" in prefix or os.sep in prefix:
         raise ValueError(f"`prefix` must be a non-empty file name prefix. Received: prefix={prefix!r}")
+    from mmzoo import _gfile  # noqa: PLC0415  (imports TensorFlow)
+
     output_dir = str(output_dir)
-    paths = {"json": _write_bytes(_join(output_dir, f"{prefix}.json"), _to_json(report).encode("utf-8"))}
+    paths = {"json": _gfile.write_text(_join(output_dir, f"{prefix}.json"), _to_json(report))}
     task = report.get("task")
     aggregated = "num_reports" in report
     if task in ("multiclass", "binary", "multilabel"):

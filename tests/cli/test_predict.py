@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+import uuid
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import mmzoo
 from mmzoo import branches, cli, heads
@@ -81,6 +83,31 @@ def test_manifest_paths_are_relative_to_the_manifest(files, capsys, kind):
     expected = _expected(files)
     assert [r["predictions"][0]["class"] for r in records] == [str(int(np.argmax(p))) for p in expected]
     np.testing.assert_allclose([r["predictions"][0]["probability"] for r in records], expected.max(axis=1), atol=1e-6)
+
+
+def test_export_manifest_and_files_on_a_tensorflow_file_system(files, capsys):
+    root = f"ram://{uuid.uuid4().hex}"
+    for folder, _, names in os.walk(files["export"]):  # the export, copied there
+        target = root + "/export" + folder[len(files["export"]):]
+        tf.io.gfile.makedirs(target)
+        for name in names:
+            tf.io.gfile.copy(os.path.join(folder, name), f"{target}/{name}")
+    rows = []
+    for i, (image, wav) in enumerate(zip(files["images"], files["wavs"])):
+        for path, name in ((image, f"images/{i}.png"), (wav, f"audio/{i}.wav")):
+            tf.io.gfile.makedirs(os.path.dirname(f"{root}/data/{name}"))
+            tf.io.gfile.copy(path, f"{root}/data/{name}")
+        rows.append(f"images/{i}.png,audio/{i}.wav\r\n")
+    with tf.io.gfile.GFile(f"{root}/data/batch.csv", "w") as f:
+        f.write("image,audio\r\n" + "".join(rows))
+    code, out, err = _run(capsys, "predict", f"{root}/export", "--manifest", f"{root}/data/batch.csv", "--json")
+    assert code == 0, err
+    records = [json.loads(line) for line in out.strip().splitlines()]
+    np.testing.assert_allclose([r["predictions"][0]["probability"] for r in records], _expected(files).max(axis=1),
+                               atol=1e-6)
+    code, _, err = _run(capsys, "predict", f"{root}/export", "--image", f"{root}/data/nope.png",
+                        "--audio", f"{root}/data/audio/0.wav")
+    assert code == 2 and f"{root}/data/nope.png: file not found (input 'image')" in err
 
 
 def _bad_cases(files):

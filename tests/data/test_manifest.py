@@ -1,4 +1,8 @@
+import os
+import uuid
+
 import pytest
+import tensorflow as tf
 
 from mmzoo.data import manifest
 
@@ -45,3 +49,33 @@ def test_malformed_manifests_name_the_problem(tmp_path):
         m.value(1, "a")
     with pytest.raises(ValueError, match="column 'c'"):
         m.require_columns(["c"], "ImageColumn")
+
+
+def _write_both(tmp_path, name, data):
+    """Writes ``data`` to ``tmp_path/name`` and to a fresh ``ram://`` folder; returns both paths."""
+    remote = f"ram://{uuid.uuid4().hex}/manifests/{name}"
+    tf.io.gfile.makedirs(remote.rsplit("/", 1)[0])
+    with tf.io.gfile.GFile(remote, "wb") as f:
+        f.write(data)
+    (tmp_path / name).write_bytes(data)
+    return str(tmp_path / name), remote
+
+
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        # Quoted fields across lines, CRLF line ends, a blank line, bytes that are not UTF-8, a short row.
+        ("m.csv", b'image,text,label\r\na.png,"two\r\nlines",cat\r\n\r\nsub/../b.png,\xff\xfe bad,dog\r\nc.png\r\n'),
+        ("m.jsonl", b'{"image": "a.png", "label": 1}\n\n{"image": "sub/../b.png", "text": "caf\xc3\xa9 \xff"}\r\n'),
+    ],
+)
+def test_manifest_on_a_tensorflow_file_system_reads_as_the_local_one(tmp_path, name, data):
+    local, remote = _write_both(tmp_path, name, data)
+    expected, got = manifest.read_manifest(local), manifest.read_manifest(remote)
+    assert got.records == expected.records and got.sources == expected.sources and got.columns == expected.columns
+    folder = remote.rsplit("/", 1)[0]
+    assert got.base_dir == folder and got.path(0, "image") == f"{folder}/a.png"
+    assert got.path(1, "image") == f"{folder}/b.png"  # normalized, keeping the scheme's "//"
+    assert manifest.read_manifest(remote, base_dir="gs://bucket/data").path(0, "image") == "gs://bucket/data/a.png"
+    with pytest.raises(FileNotFoundError, match="Manifest file not found"):
+        manifest.read_manifest(f"{folder}/nope{os.path.splitext(name)[1]}")

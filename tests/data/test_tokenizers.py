@@ -4,6 +4,7 @@ import json
 import logging
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -366,3 +367,24 @@ def test_fitting_on_many_texts_shows_progress(capsys, monkeypatch):
     assert "VocabTokenizer.fit: counting words" in out and "5000/5000" in out
     tokenizers.VocabTokenizer.fit(texts[:5], 8)
     assert "counting words" not in capsys.readouterr().out
+
+
+def test_tokenizers_save_to_and_load_from_a_tensorflow_file_system(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # whatever a local-only implementation would write lands here, not in the repo
+    root = f"ram://{uuid.uuid4().hex}"
+    vocab = ["[PAD]", "[UNK]", "smil", "##ing", "face", "cat", ","]
+    with tf.io.gfile.GFile(f"{root}/vocab.txt", "w") as f:  # a vocabulary file read from there too
+        f.write("\r\n".join(vocab) + "\r\n")
+    texts = tf.constant(["Smiling face, cat", "grinning dog face", ""])
+    for tok in (tokenizers.VocabTokenizer.fit(TEXTS, sequence_length=5),
+                tokenizers.WordPieceTokenizer(f"{root}/vocab.txt", sequence_length=6)):
+        folder = f"{root}/{tok.kind}"
+        tok.save(folder)
+        assert tf.io.gfile.exists(f"{folder}/{tokenizers.CONFIG_FILE}")
+        again = tokenizers.load_tokenizer(folder)
+        assert type(again) is type(tok) and again.get_config() == tok.get_config()
+        assert again.vocabulary == tok.vocabulary
+        np.testing.assert_array_equal(again(texts).numpy(), tok(texts).numpy())
+    assert tokenizers.load_tokenizer(f"{root}/wordpiece").vocabulary == vocab
+    with pytest.raises(FileNotFoundError, match="No tokenizer config"):
+        tokenizers.load_tokenizer(f"{root}/nothing")

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import keras
@@ -383,3 +384,70 @@ def test_failed_export_keeps_the_previous_model_and_leaves_no_partial_folder(tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no half-written sibling
     raw = {"image": fx.mnist_pngs(1)[0], "audio": [Path(fx.fsdd_paths(1)[0]).read_bytes()]}
     assert mmzoo.load(path).predict_raw(raw)["probabilities"].shape == (1, 10)
+
+
+def _plain_model(seed):
+    """A plain Keras model with one dict input (no mmzoo head): exports in a fraction of a second."""
+    keras.utils.set_random_seed(seed)
+    inputs = {"x": keras.Input((3,), name="x")}
+    return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs["x"]))
+
+
+def _export_plain(model, path):
+    with pytest.warns(UserWarning, match="no serving_raw signature"):
+        return mmzoo.export(model, path, task="multiclass")
+
+
+def test_export_to_a_tensorflow_file_system_loads_replaces_and_keeps_metadata(tmp_path, monkeypatch):
+    keras.utils.set_random_seed(0)
+    model = mmzoo.zoo.build_tiny("av_digits_concat")
+    raw = {"image": fx.mnist_pngs(2)[0], "audio": [Path(p).read_bytes() for p in fx.fsdd_paths(2)]}
+    x = fx.decode_with_data(serving.presets.preset("av_digits")[0], raw)
+    monkeypatch.chdir(tmp_path)  # whatever a local-only implementation would write lands here, not in the repo
+    root = f"ram://{uuid.uuid4().hex}"
+    path = mmzoo.export(model, f"{root}/model", preprocessing="av_digits")
+    assert path == f"{root}/model" and tf.io.gfile.exists(f"{root}/model/saved_model.pb")
+    served = mmzoo.load(path)
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    np.testing.assert_allclose(served.predict(x)["probabilities"], expected, atol=ATOL)
+    np.testing.assert_allclose(served.predict_raw(raw)["probabilities"], expected, atol=ATOL)
+    assert served.metadata == read_metadata(path) and served.class_names == [str(d) for d in range(10)]
+
+    copied, copy = [], tf.io.gfile.copy
+
+    def recording_copy(source, target, overwrite=False):
+        copied.append(target[len(path) + 1 :])
+        copy(source, target, overwrite=overwrite)
+
+    monkeypatch.setattr(tf.io.gfile, "copy", recording_copy)
+    other = _plain_model(1)
+    _export_plain(other, path)  # replaces the AV-digits export
+    assert copied[-1] == "saved_model.pb" and "assets/mmzoo_metadata.json" in copied  # the model file last
+    features = np.random.default_rng(0).random((4, 3), np.float32)
+    again = mmzoo.load(path)
+    np.testing.assert_allclose(again.predict({"x": features})["probabilities"],
+                               keras.ops.convert_to_numpy(other({"x": features})), atol=ATOL)
+    assert sorted(again.inputs) == ["x"] and read_metadata(path)["task"] == "multiclass"
+    assert not tf.io.gfile.exists(f"{path}/assets/tokenizers")  # no file of the old export is left
+    assert [n.rstrip("/") for n in tf.io.gfile.listdir(root)] == ["model"]  # the staging folder is gone
+    assert not any(tmp_path.iterdir())  # nothing was written locally
+
+
+def test_interrupted_remote_export_leaves_a_folder_that_is_not_a_model(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = f"ram://{uuid.uuid4().hex}/model"
+    _export_plain(_plain_model(0), path)
+    copied, copy = [], tf.io.gfile.copy
+
+    def killed_copy(source, target, overwrite=False):  # the connection is lost after two files
+        if len(copied) == 2:
+            raise tf.errors.UnavailableError(None, None, "connection lost")
+        copied.append(target)
+        copy(source, target, overwrite=overwrite)
+
+    monkeypatch.setattr(tf.io.gfile, "copy", killed_copy)
+    with pytest.raises(tf.errors.UnavailableError):
+        _export_plain(_plain_model(1), path)
+    assert not tf.io.gfile.exists(f"{path}/saved_model.pb")  # the old one was removed first, the new one not written
+    with pytest.raises(FileNotFoundError, match="No SavedModel"):
+        mmzoo.load(path)

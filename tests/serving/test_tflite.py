@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import mmzoo
 from mmzoo.datasets import av_digits_recipe as av_digits
@@ -75,3 +78,16 @@ def test_bad_arguments_are_named(trained, float_tflite, tmp_path):
         tflite.TFLiteModel(str(tmp_path / "missing.tflite"))
     with pytest.raises(ValueError, match="Input 'audio': expected shape"):
         tflite.TFLiteModel(float_tflite).predict({"image": np.zeros((1, 28, 28, 1)), "audio": np.zeros((1, 10))})
+
+
+def test_tflite_file_on_a_tensorflow_file_system(tmp_path, monkeypatch):
+    keras.utils.set_random_seed(0)
+    model = mmzoo.zoo.build_tiny("av_digits_concat")
+    inputs = {k: v[:3] for k, v in av_digits.load_arrays()["test"][0].items()}
+    monkeypatch.chdir(tmp_path)  # whatever a local-only implementation would write lands here, not in the repo
+    path = f"ram://{uuid.uuid4().hex}/lite/model.tflite"  # the folder does not exist yet
+    assert tflite.export_tflite(model, path) == path
+    np.testing.assert_allclose(tflite.TFLiteModel(path).predict(inputs),
+                               keras.ops.convert_to_numpy(model(inputs, training=False)), atol=FLOAT_ATOL)
+    report = tflite.compare_with_float(model, path, inputs, [0, 1, 2])
+    assert report["size_bytes"] == tf.io.gfile.stat(path).length > 1000

@@ -6,6 +6,7 @@ import re
 import socket
 import subprocess
 import sys
+import uuid
 
 import pytest
 import tensorflow as tf
@@ -217,3 +218,15 @@ def test_mirrored_over_two_cpu_devices_matches_single_device(tmp_path):
     assert single["loss"][0] == pytest.approx(mirrored["loss"][0], rel=0.02), result
     assert single["accuracy"] > 0.6 and mirrored["accuracy"] > 0.6, result
     assert abs(single["accuracy"] - mirrored["accuracy"]) <= 0.04, result
+
+
+def test_worker_folder_on_a_tensorflow_file_system_is_created_and_removed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # whatever a local-only implementation would write lands here, not in the repo
+    root = f"ram://{uuid.uuid4().hex}/out"
+    with distribute.chief_output_dir(root, chief=False) as out:
+        assert out == f"{root}/workertemp_0" and tf.io.gfile.isdir(out)
+        with tf.io.gfile.GFile(f"{out}/x.txt", "w") as f:
+            f.write("x")
+    assert not tf.io.gfile.exists(f"{out}/x.txt")
+    with distribute.chief_output_dir(root, chief=True) as out:
+        assert out == root

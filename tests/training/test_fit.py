@@ -4,9 +4,11 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import mmzoo
 from mmzoo.training import fit as fit_lib
@@ -233,3 +235,21 @@ def test_cli_compare_trains_each_input_and_fusion_on_one_split(emoji_dir, tmp_pa
     assert [r["name"] for r in table["rows"]] == ["image", "text", "fusion: concat"]
     assert all(len(r["scores"]) == 1 and r["min"] <= r["mean"] <= r["max"] for r in table["rows"])
     assert (tmp_path / "cmp" / "compare.png").is_file()
+
+
+def test_fit_and_evaluate_read_and_write_a_tensorflow_file_system(shared_data, tmp_path, monkeypatch):
+    """The manifest, the outputs, the export and the evaluation report all on ``ram://``; nothing local."""
+    root = f"ram://{uuid.uuid4().hex}"
+    with tf.io.gfile.GFile(f"{root}/data/train.jsonl", "w") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in _rows(shared_data, 2)))  # 8 emojis, 2 of each group
+    monkeypatch.chdir(tmp_path)  # whatever a local-only implementation would write lands here, not in the repo
+    result = mmzoo.fit(f"{root}/data/train.jsonl", label="group", valid=f"{root}/data/train.jsonl",
+                       columns={"annotation": "text"}, fusion="concat", epochs=1, output_dir=f"{root}/run", verbose=0)
+    assert result.export_path == f"{root}/run/model" and tf.io.gfile.exists(f"{root}/run/model/saved_model.pb")
+    with tf.io.gfile.GFile(f"{root}/run/report.json") as f:
+        assert json.load(f)["model"] == f"{root}/run/model"
+    assert tf.io.gfile.exists(f"{root}/run/valid_report.json")
+    report = mmzoo.evaluate(result.export_path, f"{root}/data/train.jsonl", output_dir=f"{root}/eval")
+    assert report["accuracy"] == pytest.approx(result.valid["accuracy"])
+    assert {"report.json", "report_confusion_matrix.png"} <= set(tf.io.gfile.listdir(f"{root}/eval"))
+    assert not any(tmp_path.iterdir())

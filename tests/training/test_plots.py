@@ -1,11 +1,14 @@
 """Training-curve and confusion-matrix figures: titled, labelled, splits named by the caller."""
 
+import uuid
+
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from mmzoo.training import plots
 
@@ -56,3 +59,13 @@ def test_confusion_matrix_counts_and_figure(tmp_path, figures):
     plots.plot_confusion_matrix(matrix, ["a", "b", "c"], str(tmp_path / "cm.png"), title="test accuracy 0.750")
     ax = figures[0].get_axes()[0]
     assert ax.get_title() == "test accuracy 0.750" and ax.get_xlabel() == "predicted" and ax.get_ylabel() == "true"
+
+
+def test_figures_are_written_to_a_tensorflow_file_system(figures):
+    root = f"ram://{uuid.uuid4().hex}/plots"  # the folder does not exist yet
+    path = plots.plot_history(LOGS, f"{root}/curves.png")
+    matrix = plots.plot_confusion_matrix(plots.confusion_matrix([0, 1], [0, 0], 2), ["a", "b"], f"{root}/cm.png")
+    assert (path, matrix) == (f"{root}/curves.png", f"{root}/cm.png")
+    for name in ("curves.png", "cm.png"):
+        with tf.io.gfile.GFile(f"{root}/{name}", "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"

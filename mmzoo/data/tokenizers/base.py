@@ -33,6 +33,7 @@ import os
 
 import tensorflow as tf
 
+from mmzoo import _gfile
 from mmzoo import _validation as check
 
 logger = logging.getLogger("mmzoo.data.tokenizers")
@@ -176,21 +177,20 @@ def optional_vocabulary_size(value, minimum):
 
 def read_vocab_file(path):
     """The lines of a vocabulary file (one token per line)."""
-    if not os.path.isfile(path):
+    if not _gfile.isfile(path):
         raise FileNotFoundError(f"Vocabulary file not found: {path}")
-    with open(path, encoding="utf-8") as f:
+    with _gfile.open_text(path) as f:
         return [line.rstrip("\n") for line in f]
 
 
 def write_config(folder, config, vocabulary=None):
     """Writes ``tokenizer.json`` (plus ``vocab.txt`` when ``vocabulary`` is given) into ``folder``."""
     folder = os.fspath(folder)
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, CONFIG_FILE), "w", encoding="utf-8") as f:
-        json.dump({"format_version": FORMAT_VERSION, **config}, f, indent=2, sort_keys=True)
+    tf.io.gfile.makedirs(folder)
+    _gfile.write_text(os.path.join(folder, CONFIG_FILE),
+                      json.dumps({"format_version": FORMAT_VERSION, **config}, indent=2, sort_keys=True))
     if vocabulary is not None:
-        with open(os.path.join(folder, VOCAB_FILE), "w", encoding="utf-8") as f:
-            f.writelines(token + "\n" for token in vocabulary)
+        _gfile.write_text(os.path.join(folder, VOCAB_FILE), "".join(token + "\n" for token in vocabulary))
 
 
 def percent(part, whole):
@@ -375,9 +375,9 @@ def load_tokenizer(folder):
     """
     folder = os.fspath(folder)
     path = os.path.join(folder, CONFIG_FILE)
-    if not os.path.isfile(path):
+    if not _gfile.isfile(path):
         raise FileNotFoundError(f"No tokenizer config in {folder}: expected {path}")
-    with open(path, encoding="utf-8") as f:
+    with _gfile.open_text(path) as f:
         config = json.load(f)
     if config.get("format_version") != FORMAT_VERSION or config.get("kind") not in _KINDS:
         raise ValueError(

@@ -19,6 +19,7 @@ import os
 
 import tensorflow as tf
 
+from mmzoo import _gfile
 from mmzoo import _validation as check
 from mmzoo.data.tokenizers import base
 
@@ -152,7 +153,7 @@ class KerasHubTokenizer(base.Tokenizer):
             mmzoo.data.load_tokenizer("saved_models/emoji/tokenizer")
         """
         folder = os.fspath(folder)
-        os.makedirs(os.path.join(folder, PRESET_DIR), exist_ok=True)
+        tf.io.gfile.makedirs(os.path.join(folder, PRESET_DIR))
         self.preprocessor.save_to_preset(os.path.join(folder, PRESET_DIR))
         base.write_config(folder, self.get_config())
 
@@ -164,10 +165,10 @@ class KerasHubTokenizer(base.Tokenizer):
 
         preset = os.path.join(folder, config.get("preset_dir", PRESET_DIR))
         path = os.path.join(preset, PREPROCESSOR_FILE)
-        if not os.path.isfile(path):
+        if not _gfile.isfile(path):
             raise FileNotFoundError(f"No KerasHub preprocessor config in {folder}: expected {path}")
         # What ``from_preset`` does for a preprocessor, without needing the backbone's config.json.
-        with open(path, encoding="utf-8") as f:
+        with _gfile.open_text(path) as f:
             preprocessor = keras.saving.deserialize_keras_object(json.load(f))
         preprocessor.load_preset_assets(preset)
         return cls(preprocessor, config["sequence_length"])
