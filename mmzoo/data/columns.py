@@ -131,6 +131,22 @@ class ImageColumn(FileColumn):
                                       max_pixels=self.max_pixels,
                                       name=f"column `{self.column}`" if where is None else where)
 
+    def check_batch(self, contents, where, skip=None):
+        """Checks a batch's image sizes at once (serving): ``(assertion ops, None)``.
+
+        Decode each example with ``decode_checked`` afterwards.
+
+        Args:
+            contents: ``tf.string`` ``(n,)``.
+            where: The error prefix, followed by the first bad example's index.
+            skip: Optional bool ``(n,)``: examples not checked (absent).
+        """
+        return image_lib.image_size_checks(contents, self.max_pixels, where, skip=skip), None
+
+    def decode_checked(self, contents, where=None):
+        """Decodes one file's bytes whose size ``check_batch`` has checked."""
+        return image_lib.decode_checked_image(contents, self.image_shape, self.fit, self.pad_value)
+
 
 class AudioColumn(FileColumn):
     """An audio file column (WAV everywhere; FLAC/MP3/OGG with working tensorflow-io).
@@ -197,25 +213,41 @@ class AudioColumn(FileColumn):
         decode = self._decode or audio_lib.audio_decoder(".wav", self.sampling_rate, self.num_samples, self.crop)
         return decode(contents, name=f"column `{self.column}`" if where is None else where)
 
-    def check_batch(self, contents, where, skip=None):
-        """Checks a batch of WAV headers at once (serving): ``(assertion ops, wav_info)``, or ``None``.
+    def decode_batch(self, contents, where, skip=None):
+        """Decodes a batch of WAV bytes (serving): headers checked at once, then the windows; or ``None``.
 
-        ``None`` for a column of compressed audio (its decoder reads no
-        header). Decode each example with ``decode_checked`` afterwards.
+        ``None`` for a column of compressed audio (serving then decodes it
+        example by example with ``decode_bytes``).
 
         Args:
             contents: ``tf.string`` ``(n,)``.
             where: The error prefix, followed by the first bad example's
                 index (e.g. ``"serving input `audio`, example"``).
-            skip: Optional bool ``(n,)``: examples not checked (absent).
+            skip: Optional bool ``(n,)``: absent examples (zeros).
+
+        Returns:
+            float32 ``(n, num_samples)``, or ``None``.
         """
         if self._decode is not None:
             return None
         info = audio_lib.wav_info(contents)
-        return audio_lib.wav_checks(contents, info, where, skip=skip), info
+        with tf.control_dependencies(audio_lib.wav_checks(contents, info, where, skip=skip)):
+            start, count = self._window(info)
+            return audio_lib.decode_checked_batch(
+                contents, info, start, count, self.sampling_rate, self.num_samples, self._finish_batch,
+                lambda b, file_info, index: self.decode_checked(b, file_info, where=(where, index)), where, skip)
+
+    def _window(self, info):
+        """``(start, count)`` of the frames each file's output needs."""
+        return audio_lib.crop_window(info, self.sampling_rate, self.num_samples, self.crop)
+
+    def _finish_batch(self, windows, count):
+        """Windows decoded at the model's rate -> ``(n, num_samples)``: already cropped, zero-padded here."""
+        windows = windows[:, : self.num_samples]
+        return tf.pad(windows, [[0, 0], [0, self.num_samples - tf.shape(windows)[1]]])
 
     def decode_checked(self, contents, info, where=None):
-        """Decodes one file's bytes whose header ``check_batch`` has checked (``info``: its ``wav_info``)."""
+        """Decodes one file's bytes whose header has been checked (``info``: its ``wav_info``)."""
         return audio_lib.decode_checked_wav(contents, info, self.sampling_rate, self.num_samples, self.crop,
                                             name=f"column `{self.column}`" if where is None else where)
 

@@ -32,6 +32,28 @@ def check_image_shape(image_shape):
     return image_shape
 
 
+def _header_size(contents):
+    """``(is_jpeg, [height, width])`` from PNG/GIF/BMP headers, element-wise (JPEG and others: zeros)."""
+    def _be(offset, n):
+        return header_bytes.big_endian(header_bytes.field_bytes(contents, offset, n))
+
+    def _le(offset, n):
+        return header_bytes.little_endian(header_bytes.field_bytes(contents, offset, n))
+
+    def has(prefix):
+        return tf.equal(tf.strings.substr(contents, 0, len(prefix)), prefix)
+
+    def signed(v):  # BMP's int32: a negative height means a top-down bitmap
+        return tf.abs(tf.where(v >= 2 ** 31, v - 2 ** 32, v))
+
+    zero = tf.zeros_like(tf.strings.length(contents), tf.int64)
+    height = tf.where(has(b"\x89PNG"), _be(zero + 20, 4), tf.where(
+        has(b"GIF8"), _le(zero + 8, 2), tf.where(has(b"BM"), signed(_le(zero + 22, 4)), zero)))
+    width = tf.where(has(b"\x89PNG"), _be(zero + 16, 4), tf.where(
+        has(b"GIF8"), _le(zero + 6, 2), tf.where(has(b"BM"), signed(_le(zero + 18, 4)), zero)))
+    return has(b"\xff\xd8\xff"), tf.stack([height, width], axis=-1)
+
+
 def encoded_image_size(contents):
     """``(height, width)`` of encoded image bytes, read from the header alone (nothing is decoded).
 
@@ -40,10 +62,10 @@ def encoded_image_size(contents):
     ``(0, 0)``; the decoder then refuses them.
 
     Args:
-        contents: A scalar ``tf.string``.
+        contents: A ``tf.string`` scalar, or a batch ``(n,)``.
 
     Returns:
-        An int64 tensor ``[height, width]``.
+        An int64 tensor ``[height, width]`` (``(n, 2)`` for a batch).
 
     Example:
 
@@ -51,32 +73,18 @@ def encoded_image_size(contents):
     >>> encoded_image_size(png).numpy().tolist()
     [3, 5]
     """
-    def _be(offset, n):
-        return header_bytes.big_endian(header_bytes.field_bytes(contents, offset, n))
+    contents = tf.convert_to_tensor(contents, tf.string)
+    is_jpeg, size = _header_size(contents)
+    if contents.shape.rank == 0:
+        return tf.cond(is_jpeg, lambda: tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64), lambda: size)
 
-    def _le(offset, n):
-        return header_bytes.little_endian(header_bytes.field_bytes(contents, offset, n))
+    def with_jpegs():  # the JPEGs of the batch only: their size needs the SOF marker's search
+        where = tf.where(is_jpeg)
+        shapes = tf.map_fn(lambda b: tf.image.extract_jpeg_shape(b)[:2], tf.gather_nd(contents, where),
+                           fn_output_signature=tf.int32)
+        return tf.tensor_scatter_nd_update(size, where, tf.cast(shapes, tf.int64))
 
-    def has(prefix):
-        return tf.equal(header_bytes.tag(contents, 0, len(prefix)), prefix)
-
-    def png():
-        return tf.stack([_be(20, 4), _be(16, 4)])
-
-    def gif():
-        return tf.stack([_le(8, 2), _le(6, 2)])
-
-    def bmp():
-        def signed(v):  # int32: a negative height means a top-down bitmap
-            return tf.abs(tf.where(v >= 2 ** 31, v - 2 ** 32, v))
-
-        return tf.stack([signed(_le(22, 4)), signed(_le(18, 4))])
-
-    def jpeg():
-        return tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64)
-
-    return tf.case([(has(b"\x89PNG"), png), (has(b"GIF8"), gif), (has(b"BM"), bmp), (has(b"\xff\xd8\xff"), jpeg)],
-                   default=lambda: tf.zeros([2], tf.int64), exclusive=True)
+    return tf.cond(tf.reduce_any(is_jpeg), with_jpegs, lambda: size)
 
 
 def check_image_size(contents, max_pixels=DEFAULT_MAX_PIXELS, name="image"):
@@ -96,13 +104,34 @@ def check_image_size(contents, max_pixels=DEFAULT_MAX_PIXELS, name="image"):
         tf.errors.InvalidArgumentError: At run time, for a larger image; the
             message names ``name``, the limit and the header's size.
     """
+    with tf.control_dependencies(image_size_checks(contents, max_pixels, name)):
+        return tf.identity(contents)
+
+
+def image_size_checks(contents, max_pixels=DEFAULT_MAX_PIXELS, name="image", skip=None):
+    """The assertion of ``check_image_size``, for one file or a whole batch (serving checks a request at once).
+
+    Args:
+        contents: A ``tf.string`` scalar, or a batch ``(n,)``.
+        max_pixels: The most ``height * width`` allowed.
+        name: As for ``check_image_size``; for a batch, the prefix, followed
+            by the index of the first bad example.
+        skip: For a batch, an optional bool ``(n,)`` of examples not to check.
+
+    Returns:
+        A list with the assertion op (use as control dependencies).
+    """
+    contents = tf.convert_to_tensor(contents, tf.string)
     size = encoded_image_size(contents)
-    ok = size[0] * size[1] <= max_pixels
+    ok = size[..., 0] * size[..., 1] <= max_pixels
+    if contents.shape.rank == 1:
+        if skip is not None:
+            ok = tf.logical_or(ok, skip)
+        index = tf.argmin(tf.cast(ok, tf.int32), output_type=tf.int32)  # the first bad example
+        name, size, ok = (name, index), tf.gather(size, index), tf.reduce_all(ok)
     reason = f": image too large: more than max_pixels={max_pixels} pixels; height, width in its header:"
     message = [name[0], name[1], reason] if isinstance(name, tuple) else [f"{name}{reason}"]
-    check_op = tf.debugging.Assert(ok, [*message, size], summarize=2, name="check_image_size")
-    with tf.control_dependencies([check_op]):
-        return tf.identity(contents)
+    return [tf.debugging.Assert(ok, [*message, size], summarize=2, name="check_image_size")]
 
 
 def _to_rgba(image):
@@ -193,10 +222,15 @@ def decode_image(contents, image_shape, fit="resize", pad_value=1.0, max_pixels=
     >>> decode_image(png, (8, 8, 3)).shape
     TensorShape([8, 8, 3])
     """
-    height, width, channels = check_image_shape(image_shape)
+    image_shape = check_image_shape(image_shape)
     check.choice("fit", fit, set(FIT_MODES))
     check.positive_int("max_pixels", max_pixels)
-    contents = check_image_size(contents, max_pixels, name)
+    return decode_checked_image(check_image_size(contents, max_pixels, name), image_shape, fit, pad_value)
+
+
+def decode_checked_image(contents, image_shape, fit="resize", pad_value=1.0):
+    """``decode_image`` after the size check (``check_image_size`` has run on ``contents``, e.g. as a batch)."""
+    height, width, channels = image_shape
     image = tf.io.decode_image(contents, channels=0, dtype=tf.uint8, expand_animations=False)
     image = tf.image.convert_image_dtype(image, tf.float32)
     image = to_channels(_to_rgba(image), channels)

@@ -264,48 +264,58 @@ def decode_all(columns, inputs, parallel_iterations=32, optional=()):
             else:
                 files.append((name, strings))
     if files:
-        names = [n for n, _ in files]
         if len(files) > 1:
             with tf.control_dependencies(check_same_batch(dict(files))):
                 files = [(n, tf.identity(s)) for n, s in files]
-        # Headers a column can check as a whole batch (WAV) are checked here, once, not per example.
-        elems, checks = [], []
-        for n, strings in files:
-            skip = tf.equal(strings, "") if n in optional else None
-            batch = columns[n].check_batch(strings, f"serving input `{n}`, example", skip) if hasattr(
-                columns[n], "check_batch") else None
-            if batch is None:
-                elems.append((strings,))
-            else:
-                checks += batch[0]
-                elems.append((strings, batch[1]))
+        out.update(_decode_files(columns, files, optional, parallel_iterations))
+    return out
 
-        def decode_one(n, element, index):
-            b = element[0]
-            where = (f"serving input `{n}`, example", index)  # the index is an assertion item: no string op per example
-            # The scope names the input in errors raised by TensorFlow's own decoders ("Invalid PNG data"),
-            # whose messages we cannot extend: "Detected at node map/while/serving_input_image/...".
-            with tf.name_scope(f"serving_input_{n}"):
-                def decoded():
-                    if len(element) == 2:
-                        return tf.cast(columns[n].decode_checked(b, element[1], where=where), tf.float32)
-                    return tf.cast(columns[n].decode_bytes(b, where=where), tf.float32)
 
-                if n not in optional:
-                    return decoded()
-                zeros = tf.zeros(decoded_shape(columns[n]), tf.float32)
-                return tf.cond(tf.equal(b, ""), lambda: zeros, decoded)
+def _decode_files(columns, files, optional, parallel_iterations):
+    """Encoded files: a column with ``decode_batch`` (WAV) decodes its whole batch; the others share one loop.
 
-        def decode_example(example):
-            index, example = example
-            return tuple(decode_one(n, e, index) for n, e in zip(names, example))
+    Sizes a column can check for the whole batch (``check_batch``: image
+    headers) are checked before the loop, which then only decodes.
+    """
+    out, looped, checks = {}, [], []
+    for n, strings in files:
+        column, prefix = columns[n], f"serving input `{n}`, example"
+        skip = tf.equal(strings, "") if n in optional else None
+        # The scope names the input in errors raised by TensorFlow's own decoders ("Invalid PNG data"),
+        # whose messages we cannot extend: "Detected at node map/while/serving_input_image/...".
+        with tf.name_scope(f"serving_input_{n}"):
+            whole = column.decode_batch(strings, prefix, skip) if hasattr(column, "decode_batch") else None
+            if whole is not None:
+                out[n] = whole if skip is None else _zero_where_absent(whole, strings)
+                continue
+            batch = column.check_batch(strings, prefix, skip) if hasattr(column, "check_batch") else None
+        if batch is not None:
+            checks += batch[0]
+        looped.append((n, strings, batch is not None))
+    if not looped:
+        return out
 
-        specs = tuple(tf.TensorSpec(decoded_shape(columns[n]), tf.float32) for n in names)
-        with tf.control_dependencies(checks):
-            indices = tf.range(tf.size(files[0][1]))
-        decoded = tf.map_fn(decode_example, (indices, tuple(elems)), fn_output_signature=specs,
-                            parallel_iterations=parallel_iterations)
-        out.update(zip(names, decoded))
+    def decode_one(n, b, checked, index):
+        where = (f"serving input `{n}`, example", index)  # the index is an assertion item: no string op per example
+        with tf.name_scope(f"serving_input_{n}"):
+            def decoded():
+                decode = columns[n].decode_checked if checked else columns[n].decode_bytes
+                return tf.cast(decode(b, where=where), tf.float32)
+
+            if n not in optional:
+                return decoded()
+            return tf.cond(tf.equal(b, ""), lambda: tf.zeros(decoded_shape(columns[n]), tf.float32), decoded)
+
+    def decode_example(example):
+        index, example = example[0], example[1:]
+        return tuple(decode_one(n, b, checked, index) for (n, _, checked), b in zip(looped, example))
+
+    specs = tuple(tf.TensorSpec(decoded_shape(columns[n]), tf.float32) for n, _, _ in looped)
+    with tf.control_dependencies(checks):
+        indices = tf.range(tf.size(looped[0][1]))
+    decoded = tf.map_fn(decode_example, (indices, *(s for _, s, _ in looped)), fn_output_signature=specs,
+                        parallel_iterations=parallel_iterations)
+    out.update(zip((n for n, _, _ in looped), decoded))
     return out
 
 

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from mmzoo.data import AudioColumn, audio
 from mmzoo.serving import raw
+from mmzoo.serving.audio import FittedAudioColumn
 
 
 def _wav(samples, rate=8000, bits=16, tag=1, channels=1, extra_chunks=b"", data_size=None, extensible=False):
@@ -131,3 +132,19 @@ def test_a_bad_file_in_a_batch_is_named_by_its_index(case):
     message = str(error.value)
     # The index is an assertion item: printed after the prefix (on its own line when eager).
     assert re.search(r"serving input `audio`, example\W*2\W+(b')?: invalid WAV", message) and reason in message, message
+
+
+@pytest.mark.parametrize("column", [AudioColumn("audio", 8000, 4000, crop="center"),
+                                    AudioColumn("audio", 8000, 4000, crop="end"),
+                                    FittedAudioColumn("audio", 8000, 4000)], ids=["center", "end", "av_digits"])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_a_uniform_batch_decoded_at_once_equals_each_file_alone(column, channels):
+    """16-bit files at the model's rate (a typical request) are decoded as one batch: same values as one by one."""
+    rng = np.random.RandomState(0)
+    files = []
+    for n in (900, 4000, 6100, 12000):  # shorter and longer than the window; quiet lead-in for the onset trim
+        tone = _tone(n) * np.r_[np.full(n // 4, 0.01), np.ones(n - n // 4)]
+        files.append(_wav(np.repeat(tone, channels) * rng.uniform(0.5, 1.0, n * channels), channels=channels))
+    served = _serve({"audio": column}, files)
+    alone = np.stack([column.decode_bytes(tf.constant(f)).numpy() for f in files])
+    np.testing.assert_allclose(served, alone, rtol=0, atol=1e-6)
