@@ -73,14 +73,16 @@ def _parser():
         "(default: %(default)s)",
     )
     train.add_argument(
-        "--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16"),
-        help="Keras dtype policy (default: %(default)s)",
+        "--precision", default="float32", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"),
+        help="Keras dtype policy; auto: bf16 on a TPU or a CPU with native bf16, float16 on a GPU with tensor "
+             "cores, else float32 (default: %(default)s)",
     )
     train.add_argument(
         "--steps-per-execution", type=int, default=1, metavar="N", help="steps per tf.function call (default: 1)"
     )
     train.add_argument(
-        "--backup-dir", default=None, metavar="DIR", help="backup folder: a rerun of the same command resumes there after a kill (local or gs://)"
+        "--backup-dir", default=None, metavar="DIR",
+        help="backup folder (local or gs://): the same command rerun after a kill resumes there",
     )
     train.add_argument("--jit-compile", action="store_true", help="force XLA compilation")
     train.add_argument("--deterministic", action="store_true", help="enable TensorFlow op determinism")

@@ -36,14 +36,19 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import sys
 
 import keras
 import tensorflow as tf
 
+from mmzoo import _gfile
+
 KINDS = ("auto", "default", "mirrored", "tpu", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+PRECISION_CHOICES = ("auto", *PRECISIONS)
+# CPU instructions that make bfloat16 matrix products native (oneDNN uses them); without them bf16 is emulated:
+# measured 7.6x slower than float32 on an AVX2-only EPYC (README).
+NATIVE_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 TPU_VM_DEVICES = ("/dev/accel0", "/dev/vfio/0")  # TPU chips on a TPU VM (v2-v4: accel, v5e and newer: vfio)
@@ -300,14 +305,14 @@ def write_dir(output_dir, chief=None):
         return output_dir
     _, task_id = task()
     path = os.path.join(output_dir, f"workertemp_{task_id if task_id is not None else 0}")
-    os.makedirs(path, exist_ok=True)
+    tf.io.gfile.makedirs(path)
     return path
 
 
 def cleanup_write_dir(path, output_dir):
     """Removes a worker's temporary ``path`` (nothing when it is ``output_dir``)."""
-    if os.path.abspath(path) != os.path.abspath(output_dir):
-        shutil.rmtree(path, ignore_errors=True)
+    if _gfile.abspath(path) != _gfile.abspath(output_dir):
+        _gfile.remove_tree(path)
 
 
 @contextlib.contextmanager
@@ -326,14 +331,79 @@ def chief_output_dir(output_dir, chief=None):
         cleanup_write_dir(path, output_dir)
 
 
+def cpu_flags(path="/proc/cpuinfo"):
+    """The instruction-set flags of this machine's CPU (``set()`` where ``/proc/cpuinfo`` is unreadable)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def auto_precision(strategy=None, flags=None):
+    """The mixed-precision policy that is fastest on this machine, and why: ``(precision, reason)``.
+
+    The rule follows what was measured (see the README's throughput
+    section): ``"mixed_bfloat16"`` on a TPU and on a CPU with native bf16
+    instructions (AVX512-BF16 or AMX); ``"mixed_float16"`` on a GPU with
+    tensor cores (compute capability 7.0 or newer); ``"float32"`` otherwise,
+    e.g. on an AVX2-only CPU, where bfloat16 is emulated and several times
+    slower.
+
+    Args:
+        strategy: The ``tf.distribute.Strategy`` training will use
+            (``None``: the current one).
+        flags: CPU flags to decide from (``None``: this CPU's, see ``cpu_flags``).
+
+    Returns:
+        ``(precision, reason)``: one of ``PRECISIONS`` and a short sentence.
+
+    Example:
+
+    >>> from mmzoo.training import distribute
+    >>> distribute.auto_precision(flags={"avx2", "fma"})[0]  # on a machine without GPU or TPU
+    'float32'
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    if isinstance(strategy, (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy)):
+        return "mixed_bfloat16", "TPU (bfloat16 is its native format)"
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability") or (0, 0)
+        if tuple(capability) >= (7, 0):
+            return "mixed_float16", f"GPU with tensor cores (compute capability {capability[0]}.{capability[1]})"
+        return "float32", f"GPU without tensor cores (compute capability {capability[0]}.{capability[1]})"
+    flags = cpu_flags() if flags is None else set(flags)
+    native = sorted(f for f in NATIVE_BF16_CPU_FLAGS if f in flags)
+    if native:
+        return "mixed_bfloat16", f"CPU with native bfloat16 ({', '.join(native)})"
+    return "float32", "CPU without native bfloat16 instructions (bfloat16 would be emulated)"
+
+
+def resolve_precision(precision, strategy=None):
+    """``precision`` itself, or ``auto_precision``'s choice for ``"auto"``.
+
+    Raises:
+        ValueError: If ``precision`` is not one of ``PRECISION_CHOICES``.
+    """
+    if precision not in PRECISION_CHOICES:
+        raise ValueError(
+            f"`precision` must be one of {', '.join(PRECISION_CHOICES)}. Received: precision={precision!r}"
+        )
+    return auto_precision(strategy)[0] if precision == "auto" else precision
+
+
 @contextlib.contextmanager
 def precision_policy(precision="float32"):
     """Sets the Keras global dtype policy inside the block and restores it after.
 
     Args:
         precision: ``"float32"``, ``"mixed_float16"`` (GPUs; loss scaling is
-            added by ``Model.compile``) or ``"mixed_bfloat16"`` (TPUs, recent
-            CPUs/GPUs).
+            added by ``Model.compile``), ``"mixed_bfloat16"`` (TPUs, CPUs
+            with native bf16) or ``"auto"`` (``auto_precision``).
 
     Raises:
         ValueError: If ``precision`` is unknown.
@@ -346,8 +416,7 @@ def precision_policy(precision="float32"):
     >>> layer.dtype_policy.name
     'mixed_bfloat16'
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"`precision` must be one of {', '.join(PRECISIONS)}. Received: precision={precision!r}")
+    precision = resolve_precision(precision)
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)
     try:

@@ -88,9 +88,12 @@ def train_and_evaluate(
             ``mmzoo.distribute.strategy`` (``"auto"``, ``"default"``,
             ``"mirrored"``, ``"tpu"``, ``"multi_worker"``), or ``None`` for
             the current (default) strategy.
-        precision: ``"float32"``, ``"mixed_float16"`` or ``"mixed_bfloat16"``;
-            the Keras global policy while building and training, restored
-            afterwards.
+        precision: ``"float32"``, ``"mixed_float16"``, ``"mixed_bfloat16"``
+            or ``"auto"`` (``mmzoo.distribute.auto_precision``: bf16 on a TPU
+            or a CPU with native bf16, float16 on a GPU with tensor cores,
+            else float32); the Keras global policy while building and
+            training, restored afterwards. The metrics file records the one
+            used.
         steps_per_execution: Training steps per ``tf.function`` call.
         backup_dir: Folder for ``mmzoo.training.backup.TrainingBackup`` (the
             training state after each epoch, random-generator states
@@ -130,9 +133,9 @@ def train_and_evaluate(
     for arg, value in (("epochs", epochs), ("batch_size", batch_size), ("steps_per_execution", steps_per_execution)):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ValueError(f"`{arg}` must be a positive integer. Received: {arg}={value!r}")
-    if precision not in distribute.PRECISIONS:
+    if precision not in distribute.PRECISION_CHOICES:
         raise ValueError(
-            f"`precision` must be one of {', '.join(distribute.PRECISIONS)}. Received: precision={precision!r}"
+            f"`precision` must be one of {', '.join(distribute.PRECISION_CHOICES)}. Received: precision={precision!r}"
         )
     if jit_compile not in (None, True, False):
         raise ValueError(f"`jit_compile` must be None, True or False. Received: jit_compile={jit_compile!r}")
@@ -142,6 +145,7 @@ def train_and_evaluate(
     if backup_dir is not None:
         check.writable_folder("backup_dir", backup_dir)
     strategy = _resolve_strategy(strategy)
+    precision = distribute.resolve_precision(precision, strategy)
     multi_worker = distribute.is_multi_worker(strategy)
     if deterministic:
         tf.config.experimental.enable_op_determinism()

@@ -117,6 +117,35 @@ def test_precision_policy_is_restored_and_validated():
         pass
 
 
+@pytest.mark.parametrize("flags, expected", [({"avx2", "fma"}, "float32"), ({"avx2", "avx512f", "avx512_bf16"},
+                                                                        "mixed_bfloat16"),
+                                             ({"avx2", "amx_bf16", "amx_tile"}, "mixed_bfloat16")])
+def test_auto_precision_follows_the_cpu_flags_without_an_accelerator(flags, expected):
+    precision, reason = distribute.auto_precision(tf.distribute.get_strategy(), flags=flags)
+    assert precision == expected and ("native" in reason)
+
+
+def test_auto_precision_on_a_tensor_core_gpu_and_on_a_tpu(monkeypatch):
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["gpu0"] if kind == "GPU" else [])
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda d: {"compute_capability": (8, 0)})
+    assert distribute.auto_precision(flags=set())[0] == "mixed_float16"
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda d: {"compute_capability": (6, 1)})
+    assert distribute.auto_precision(flags={"avx512_bf16"})[0] == "float32"  # a GPU trains: its rule decides
+    tpu = object.__new__(tf.distribute.TPUStrategy)
+    assert distribute.auto_precision(tpu)[0] == "mixed_bfloat16"
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\n")
+    assert distribute.cpu_flags(str(info)) == {"fpu", "avx2", "avx512_bf16"}
+    assert distribute.cpu_flags(str(tmp_path / "missing")) == set()
+    with distribute.precision_policy("auto"):  # resolves to one of the real policies
+        import keras
+
+        assert keras.config.dtype_policy().name in distribute.PRECISIONS
+
+
 def _free_ports(n):
     sockets = [socket.socket() for _ in range(n)]
     for s in sockets:
