@@ -145,21 +145,13 @@ class ExportedModel:
         inputs = {k: np.asarray([v.encode("utf-8") if isinstance(v, str) else v for v in vs], object)
                   for k, vs in inputs.items()} if isinstance(inputs, dict) else inputs
         if on_error == "raise":
+            # The error is raised after the handlers, so it carries no chain of TensorFlow's tracebacks (their
+            # frames hold the request's tensors: a refused request would leave them to the cyclic collector).
             try:
                 return self._call(signature, inputs, lambda name: tf.string)
             except tf.errors.InvalidArgumentError as error:
-                sizes = {len(v) for v in inputs.values()}
-                if "serving input `" in str(error) or len(sizes) != 1:
-                    # Our own check: it names the input (and the example); give its message alone.
-                    raise tf.errors.InvalidArgumentError(None, None, _reason(error, None)) from None
-                # A TensorFlow decoder's own error ("Invalid PNG data, size 132"): find the example, name it.
-                count = sizes.pop()
-                for i in range(count if count > 1 else 0):
-                    try:
-                        self._call(signature, {k: v[i : i + 1] for k, v in inputs.items()}, lambda name: tf.string)
-                    except tf.errors.InvalidArgumentError as alone:
-                        raise tf.errors.InvalidArgumentError(None, None, _reason(alone, i)) from None
-                raise tf.errors.InvalidArgumentError(None, None, _reason(error, 0)) from None
+                reason = self._name_the_failure(error, signature, inputs)
+            raise tf.errors.InvalidArgumentError(None, None, reason)
         try:
             out = self._call(signature, inputs, lambda name: tf.string)
             return {**out, "indices": np.arange(len(next(iter(inputs.values())))), "errors": {}}
@@ -177,6 +169,20 @@ class ExportedModel:
             return {"indices": np.zeros(0, np.int64), "errors": errors}
         out = self._call(signature, {k: v[good] for k, v in inputs.items()}, lambda name: tf.string)
         return {**out, "indices": np.asarray(good), "errors": errors}
+
+    def _name_the_failure(self, error, signature, inputs):
+        """The one-line reason of a failed raw call, naming the input and the example."""
+        sizes = {len(v) for v in inputs.values()}
+        if "serving input `" in str(error) or len(sizes) != 1:
+            return _reason(error, None)  # our own check: it names the input (and the example)
+        # A TensorFlow decoder's own error ("Invalid PNG data, size 132"): find the example, name it.
+        count = sizes.pop()
+        for i in range(count if count > 1 else 0):
+            try:
+                self._call(signature, {k: v[i : i + 1] for k, v in inputs.items()}, lambda name: tf.string)
+            except tf.errors.InvalidArgumentError as alone:
+                return _reason(alone, i)
+        return _reason(error, 0)
 
 
 def _reason(error, index):

@@ -90,3 +90,17 @@ def test_on_error_skip_answers_the_good_examples_and_names_the_bad(served, png_b
     assert clean["errors"] == {} and clean["indices"].tolist() == [0, 1, 2]
     with pytest.raises(ValueError, match="on_error"):
         served.predict_raw({"image": pngs, "audio": wavs}, on_error="ignore")
+
+
+def test_a_refused_request_leaves_no_chained_traceback_behind(served):
+    """The error is one line with no chained TensorFlow error: refused requests leave nothing for the GC to find.
+
+    A chained error holds TensorFlow's frames (and the request's tensors) in cycles that only Python's
+    cyclic collector frees; under load with 10% bad requests that grew the RSS by ~1.4 MB per 1,000.
+    """
+    png = fx.mnist_pngs(1)[0][0]
+    for audio in (b"RIFF\x24\x00\x00\x00WAVE" + bytes(200), b"not a wav"):
+        with pytest.raises(tf.errors.InvalidArgumentError) as error:
+            served.predict_raw({"image": [png], "audio": [audio]})
+        assert error.value.__context__ is None and error.value.__cause__ is None
+        assert "\n" not in str(error.value) and str(error.value).startswith("serving input `audio`")
