@@ -31,10 +31,7 @@ def fit_waveform(waveform, num_samples, frame=32, threshold=0.05, margin=200, pe
     Args:
         waveform: float32 ``(T,)``.
         num_samples: Output length.
-        frame: Frame length of the RMS onset detector.
-        threshold: Onset threshold, a fraction of the loudest frame's RMS.
-        margin: Samples kept before the onset frame.
-        peak: Peak amplitude of the output.
+        frame, threshold, margin, peak: As for ``fit_waveform_batch``.
 
     Returns:
         float32 ``(num_samples,)``.
@@ -47,16 +44,8 @@ def fit_waveform(waveform, num_samples, frame=32, threshold=0.05, margin=200, pe
     TensorShape([4000])
     """
     waveform = tf.convert_to_tensor(waveform, tf.float32)
-    n_frames = tf.shape(waveform)[0] // frame
-    frames = tf.reshape(waveform[: n_frames * frame], [n_frames, frame])
-    rms = tf.sqrt(tf.reduce_mean(tf.square(frames), axis=1))
-    loud = rms > threshold * tf.reduce_max(rms)
-    # Index of the first loud frame; n_frames (-> no trim) when none is loud or there is no frame.
-    first = tf.reduce_min(tf.where(loud, tf.range(n_frames), n_frames))
-    start = tf.where(first < n_frames, tf.maximum(first * frame - margin, 0), 0)
-    out = audio_lib.fit_length(waveform[start:], num_samples, crop="start")
-    top = tf.reduce_max(tf.abs(out))
-    return tf.where(top > 0, out * (peak / tf.where(top > 0, top, 1.0)), out)
+    return fit_waveform_batch(waveform[None], tf.shape(waveform)[:1], num_samples, frame, threshold, margin,
+                              peak)[0]
 
 
 def fit_waveform_batch(windows, count, num_samples, frame=32, threshold=0.05, margin=200, peak=0.9):
@@ -80,8 +69,9 @@ def fit_waveform_batch(windows, count, num_samples, frame=32, threshold=0.05, ma
     count = tf.cast(count, tf.int32)
     n, width = tf.shape(windows)[0], tf.shape(windows)[1]
     n_frames_max = (width + frame - 1) // frame
-    padded = tf.pad(windows, [[0, 0], [0, n_frames_max * frame - width]])
-    rms = tf.sqrt(tf.reduce_mean(tf.square(tf.reshape(padded, [n, n_frames_max, frame])), axis=2))
+    padded = tf.pad(windows, [[0, 0], [0, n_frames_max * frame - width + 1]])  # + a zero column to gather past the end
+    frames = tf.reshape(padded[:, : n_frames_max * frame], [n, n_frames_max, frame])
+    rms = tf.sqrt(tf.reduce_mean(tf.square(frames), axis=2))
     n_frames = count // frame  # whole frames only, as fit_waveform
     valid = tf.range(n_frames_max)[None, :] < n_frames[:, None]
     loudest = tf.reduce_max(tf.where(valid, rms, tf.float32.min), axis=1, keepdims=True)
