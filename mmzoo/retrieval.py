@@ -1,4 +1,4 @@
-"""Image-text retrieval: a dual encoder, its losses and ``recall_at_k``."""
+"""Image-text retrieval: a dual encoder, its losses, ``recall_at_k`` and the search ``Index``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import numpy as np
 from keras import ops
 
 from mmzoo import _validation as check
+from mmzoo.search_index import Index as Index  # re-exported: mmzoo.retrieval.Index
 
 
 def contrastive_loss(image_embeddings, text_embeddings, temperature=0.05):
