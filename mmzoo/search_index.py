@@ -29,6 +29,9 @@ class Index:
     Args:
         metric: ``"cosine"`` (default: embeddings and queries are
             L2-normalised) or ``"dot"``.
+        metadata: A JSON-able dict saved with the index (``mmzoo index``
+            keeps the model folder there, so ``mmzoo search`` can embed
+            queries with the same model).
 
     Example:
 
@@ -42,10 +45,11 @@ class Index:
     3
     """
 
-    def __init__(self, metric="cosine"):
+    def __init__(self, metric="cosine", metadata=None):
         if metric not in METRICS:
             raise ValueError(f"`metric` must be one of {', '.join(METRICS)}. Received: metric={metric!r}")
         self.metric = metric
+        self.metadata = dict(metadata or {})
         self._embeddings = None
         self.ids, self.paths = [], []
 
@@ -133,7 +137,7 @@ class Index:
         with tf.io.gfile.GFile(posixpath.join(folder, EMBEDDINGS_FILE), "wb") as f:
             f.write(buffer.getvalue())
         meta = {"format": _FORMAT, "metric": self.metric, "count": len(self), "dim": self.dim,
-                "ids": self.ids, "paths": self.paths}
+                "metadata": self.metadata, "ids": self.ids, "paths": self.paths}
         with tf.io.gfile.GFile(posixpath.join(folder, INDEX_FILE), "w") as f:
             json.dump(meta, f)
         return folder
@@ -160,7 +164,7 @@ class Index:
         if embeddings.shape != (meta["count"], meta["dim"]) or len(meta["ids"]) != meta["count"]:
             raise ValueError(f"{folder}: {EMBEDDINGS_FILE} holds {embeddings.shape} but {INDEX_FILE} describes "
                              f"{meta['count']} items of width {meta['dim']}; the index is damaged, rebuild it.")
-        index = cls(meta["metric"])
+        index = cls(meta["metric"], meta.get("metadata"))
         index._embeddings = embeddings.astype(np.float32)
         index.ids, index.paths = list(meta["ids"]), list(meta["paths"])
         return index

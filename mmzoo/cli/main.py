@@ -1,5 +1,5 @@
 """The ``mmzoo`` command: ``train``, ``list``, ``fit``, ``evaluate``, ``compare``, ``predict``, ``explain``,
-``export-tflite``.
+``export-tflite``, ``index``, ``search``.
 
 Arguments are parsed before TensorFlow is imported, so ``--help`` and bad
 options answer at once. TensorFlow's own log (its C++ log, the CUDA probing
@@ -21,6 +21,7 @@ from mmzoo.cli import explain as explain_cli
 from mmzoo.cli import export_tflite as tflite_cli
 from mmzoo.cli import fit as fit_cli
 from mmzoo.cli import predict
+from mmzoo.cli import search as search_cli
 
 # Subcommands implemented in their own modules: name -> (module with run(args), its user-error type).
 _RUNNERS = {
@@ -30,6 +31,8 @@ _RUNNERS = {
     "predict": (predict, predict.PredictError),
     "explain": (explain_cli, explain_cli.ExplainError),
     "export-tflite": (tflite_cli, tflite_cli.ExportTFLiteError),
+    "index": (search_cli, search_cli.SearchError),
+    "search": (search_cli, search_cli.SearchError),
 }
 # Lines TensorFlow writes to stderr while it is imported, before its log level applies
 # (absl's pre-initialisation notice and the CUDA probing of a machine without a GPU).
@@ -91,6 +94,7 @@ def _parser():
     predict.add_parser(sub)
     explain_cli.add_parser(sub)
     tflite_cli.add_parser(sub)
+    search_cli.add_parsers(sub)
     for subparser in sub.choices.values():
         # Also accepted after the subcommand; SUPPRESS keeps the value given before it.
         _add_verbose(subparser, argparse.SUPPRESS)
