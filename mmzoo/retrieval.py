@@ -197,3 +197,37 @@ def recall_at_k(image_embeddings, text_embeddings, ks=(1, 5, 10), ties="pessimis
                 hit = np.clip((k - higher) / (tied + 1), 0.0, 1.0)
             out[f"{direction}@{k}"] = float(np.mean(hit))
     return out
+
+
+def retrieval_report(image_embeddings, text_embeddings, ks=(1, 5, 10)):
+    """Recall@k both ways, median rank and mean reciprocal rank of aligned embedding rows, ties pessimistic.
+
+    The rank of a true match is 1 + the number of items scoring higher or
+    equal (ties count against the model, as in ``recall_at_k``).
+
+    Args:
+        image_embeddings: ``(n, dim)`` array; row ``i`` matches text row ``i``.
+        text_embeddings: ``(n, dim)`` array.
+        ks: The recall cut-offs.
+
+    Returns:
+        A dict: ``recall_at_k``'s keys, plus ``{direction}_median_rank`` and
+        ``{direction}_mrr`` for ``image_to_text`` and ``text_to_image``.
+
+    Raises:
+        ValueError: As ``recall_at_k``.
+
+    Example:
+
+    >>> report = retrieval_report(np.eye(3), np.eye(3)[[0, 2, 1]], ks=(1,))
+    >>> report["image_to_text@1"], report["image_to_text_median_rank"], round(report["image_to_text_mrr"], 3)
+    (0.3333333333333333, 3.0, 0.556)
+    """
+    out = recall_at_k(image_embeddings, text_embeddings, ks=ks)
+    sims = np.asarray(image_embeddings, np.float32) @ np.asarray(text_embeddings, np.float32).T
+    diag = np.diag(sims)
+    for direction, (own, axis) in {"image_to_text": (diag[:, None], 1), "text_to_image": (diag[None, :], 0)}.items():
+        ranks = (sims >= own).sum(axis=axis)  # the match itself counts once: rank 1 when nothing ties or beats it
+        out[f"{direction}_median_rank"] = float(np.median(ranks))
+        out[f"{direction}_mrr"] = float(np.mean(1.0 / ranks))
+    return out

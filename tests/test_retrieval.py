@@ -70,3 +70,21 @@ def test_dual_encoder_rejects_bad_arguments():
         DualEncoder(model.image_encoder, model.text_encoder, loss="cosine")
     with pytest.raises(ValueError, match="temperature"):
         DualEncoder(model.image_encoder, model.text_encoder, temperature=0)
+
+
+def test_retrieval_report_ranks_count_ties_against_the_model():
+    from mmzoo.retrieval import retrieval_report
+
+    n = 6
+    perfect = retrieval_report(np.eye(n), np.eye(n))
+    assert perfect["image_to_text_median_rank"] == 1.0 and perfect["text_to_image_mrr"] == 1.0
+    collapsed = retrieval_report(np.ones((n, 4)), np.ones((n, 4)), ks=(1, 5))
+    assert collapsed["image_to_text_median_rank"] == n and collapsed["image_to_text_mrr"] == pytest.approx(1 / n)
+    assert collapsed["image_to_text@5"] == 0.0 and collapsed["text_to_image@1"] == 0.0
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(50, 8)).astype("float32"), rng.normal(size=(50, 8)).astype("float32")
+    report = retrieval_report(a, b)
+    sims = a @ b.T
+    ranks = [(sims[i] >= sims[i, i]).sum() for i in range(50)]
+    assert report["image_to_text_median_rank"] == np.median(ranks)
+    assert report["image_to_text_mrr"] == pytest.approx(np.mean(1 / np.asarray(ranks)))
