@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import json
+import os
 
 FUSIONS = ("auto", "concat", "add", "weighted_sum", "attention", "gated", "low_rank", "late", "ensemble")
 
@@ -58,12 +59,18 @@ def add_parsers(subparsers):
     fit.add_argument("--tensorboard", metavar="DIR", help="TensorBoard log folder")
     fit.add_argument("--quiet", action="store_true", help="no per-epoch progress")
 
-    evaluate = subparsers.add_parser("evaluate", help="metrics of a model written by `mmzoo fit` on labelled data")
+    evaluate = subparsers.add_parser(
+        "evaluate", help="metrics of a model written by `mmzoo fit` on labelled data, or of an exported dual "
+        "encoder on image-text pairs (R@1/5/10 both ways, median rank, MRR)")
     evaluate.add_argument("model", help="the SavedModel folder (DIR/model of `mmzoo fit`)")
     evaluate.add_argument("data", help="labelled manifest (CSV or JSONL)")
     evaluate.add_argument("--label", help="label column (default: the one the model was fitted on)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--output-dir", metavar="DIR", help="also write report.json and figures here")
+    evaluate.add_argument("--image", default="image", metavar="COL",
+                          help="for a dual-encoder export: the column of image paths (default: %(default)s)")
+    evaluate.add_argument("--text", default="text", metavar="COL",
+                          help="for a dual-encoder export: the text column (default: %(default)s)")
 
     compare = subparsers.add_parser("compare", help="every single input and each fusion on one split, several seeds")
     _data_arguments(compare)
@@ -103,6 +110,14 @@ def run(args):
 
     _check_numbers(args)
     try:
+        if args.command == "evaluate" and evaluate_lib._retrieval_signatures(args.model) is not None:
+            report = evaluate_lib.evaluate_retrieval(args.model, args.data, image=args.image, text=args.text)
+            if args.output_dir:
+                from mmzoo import _gfile  # noqa: PLC0415
+
+                _gfile.write_text(os.path.join(args.output_dir, "report.json"), json.dumps(report, indent=2))
+            print(json.dumps(report) if args.json else evaluate_lib.format_retrieval_report(report))
+            return 0
         if args.command == "evaluate":
             report = evaluate_lib.evaluate(args.model, args.data, label=args.label, output_dir=args.output_dir)
             print(json.dumps(report, default=float) if args.json else reports.format_report(report))

@@ -94,3 +94,19 @@ def test_one_line_errors_exit_2(trained, tmp_path, capsys):
     finally:
         (trained["folder"] / "broken.png").unlink()
     assert code == 2 and "broken.png: cannot embed it" in err
+
+
+def test_evaluate_reports_retrieval_metrics_of_a_dual_encoder_export(trained, tmp_path, capsys):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"image": p, "annotation": t}) + "\n"
+                             for p, t in zip(trained["paths"], trained["texts"])), encoding="utf-8")
+    code, out, err = _run(capsys, "evaluate", trained["export"], pairs, "--text", "annotation", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["pairs"] == PAIRS
+    assert {"image_to_text@1", "text_to_image@10", "image_to_text_median_rank", "text_to_image_mrr"} <= set(report)
+    assert report["text_to_image@10"] >= report["text_to_image@1"] >= 0.75  # the pairs it was fitted on
+    code, out, _ = _run(capsys, "evaluate", trained["export"], pairs, "--text", "annotation")
+    assert code == 0 and out.startswith(f"retrieval: {PAIRS} image-text pairs") and "median rank" in out
+    code, _, err = _run(capsys, "evaluate", trained["export"], pairs)  # no `text` column
+    assert code == 2 and "['text'] are not in the data" in err
