@@ -14,6 +14,12 @@ only (``keras.src`` is imported nowhere else).
 * ``update_loss_tracker(model, loss, x)``: what Keras's own ``train_step``
   does to report ``loss`` (the tracker is private), for ``train_step``
   overrides such as ``mmzoo.balance.FusionModel``.
+* ``tensor_consumers(model)`` / ``call_count(layer)``: the functional graph's
+  edges (private ``_inbound_nodes``), for ``mmzoo.training.frontend``.
+* ``set_initial_epoch(model, epoch)``: where ``fit`` starts, set from a
+  callback's ``on_train_begin`` (private ``_initial_epoch``, the hook
+  ``keras.callbacks.BackupAndRestore`` uses), for
+  ``mmzoo.training.backup.TrainingBackup``.
 """
 
 from __future__ import annotations
@@ -142,3 +148,23 @@ def update_loss_tracker(model, loss, x):
 
     batch = tf.shape(next(i for i in tree.flatten(x) if i is not None))[0]
     model._loss_tracker.update_state(loss_module.unscale_loss_for_distribution(loss), sample_weight=batch)
+
+
+def tensor_consumers(model):
+    """``{id(tensor): [layers that take it]}`` over a functional model's graph."""
+    consumers = {}
+    for layer in model.layers:
+        for node in layer._inbound_nodes:
+            for tensor in node.input_tensors:
+                consumers.setdefault(id(tensor), []).append(layer)
+    return consumers
+
+
+def call_count(layer):
+    """How many times ``layer`` was called in functional graphs (1: one output tensor)."""
+    return len(layer._inbound_nodes)
+
+
+def set_initial_epoch(model, epoch):
+    """Makes a ``fit`` whose callbacks run ``on_train_begin`` now start at ``epoch``."""
+    model._initial_epoch = epoch

@@ -128,3 +128,26 @@ def test_walked_batch_norm_freezing_runs_in_inference_mode():
     x = np.random.default_rng(0).normal(size=(16, 4)).astype("float32")
     model.fit(x, x[:, :1], epochs=1, verbose=0)
     assert all(np.array_equal(a, v.numpy()) for a, v in zip(before, model.non_trainable_variables))
+
+
+def test_tensor_consumers_and_call_count_follow_the_functional_graph():
+    x = keras.Input((4,))
+    left, right, shared, join = (keras.layers.Dense(4), keras.layers.Dense(2), keras.layers.Dense(4),
+                                 keras.layers.Concatenate())
+    a = left(x)
+    model = keras.Model(x, join([shared(shared(a)), right(x)]))
+    consumers = _keras_compat.tensor_consumers(model)
+    assert {layer.name for layer in consumers[id(x)]} == {left.name, right.name}
+    assert [layer.name for layer in consumers[id(a)]] == [shared.name]
+    assert _keras_compat.call_count(shared) == 2 and _keras_compat.call_count(left) == 1
+
+
+def test_set_initial_epoch_makes_fit_start_there():
+    class Resume(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            _keras_compat.set_initial_epoch(self.model, 3)
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    history = model.fit(np.ones((4, 2)), np.zeros(4), epochs=5, verbose=0, callbacks=[Resume()])
+    assert history.epoch == [3, 4]

@@ -16,7 +16,6 @@ Example::
 from __future__ import annotations
 
 import json
-import os
 
 FUSIONS = ("auto", "concat", "add", "weighted_sum", "attention", "gated", "low_rank", "late", "ensemble")
 
@@ -110,17 +109,12 @@ def run(args):
 
     _check_numbers(args)
     try:
-        if args.command == "evaluate" and evaluate_lib._retrieval_signatures(args.model) is not None:
-            report = evaluate_lib.evaluate_retrieval(args.model, args.data, image=args.image, text=args.text)
-            if args.output_dir:
-                from mmzoo import _gfile  # noqa: PLC0415
-
-                _gfile.write_text(os.path.join(args.output_dir, "report.json"), json.dumps(report, indent=2))
-            print(json.dumps(report) if args.json else evaluate_lib.format_retrieval_report(report))
-            return 0
         if args.command == "evaluate":
-            report = evaluate_lib.evaluate(args.model, args.data, label=args.label, output_dir=args.output_dir)
-            print(json.dumps(report, default=float) if args.json else reports.format_report(report))
+            report = evaluate_lib.evaluate(args.model, args.data, label=args.label, output_dir=args.output_dir,
+                                           image=args.image, text=args.text)
+            text = evaluate_lib.format_retrieval_report(report) if "image_to_text_mrr" in report else (
+                reports.format_report(report))
+            print(json.dumps(report, default=float) if args.json else text)
             return 0
         if args.command == "compare":
             from mmzoo.training import compare as compare_lib  # noqa: PLC0415

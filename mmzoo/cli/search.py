@@ -151,23 +151,22 @@ def _index(args):
 
 
 def _queries(args):
+    """The text queries (``None`` for an image query)."""
     if args.text is not None:
-        texts = [args.text]
-    elif args.queries is not None:
-        from mmzoo import _gfile  # noqa: PLC0415
-
-        try:
-            texts = [line.strip() for line in _gfile.open_text(args.queries).read().splitlines()]
-        except OSError as error:
-            raise SearchError(f"--queries: cannot read {args.queries} ({error.strerror})") from None
-        texts = [t for t in texts if t]
-        if not texts:
-            raise SearchError(f"--queries: {args.queries} holds no query (one text query per line)")
-    else:
+        if not args.text.strip():
+            raise SearchError("--text: the query is empty")
+        return [args.text]
+    if args.queries is None:
         return None
-    empty = [i for i, t in enumerate(texts) if not t.strip()]
-    if empty:
-        raise SearchError("--text: the query is empty")
+    from mmzoo import _gfile  # noqa: PLC0415
+
+    try:
+        texts = [line.strip() for line in _gfile.open_text(args.queries).read().splitlines()]
+    except OSError as error:
+        raise SearchError(f"--queries: cannot read {args.queries} ({error.strerror})") from None
+    texts = [t for t in texts if t]  # blank lines are skipped
+    if not texts:
+        raise SearchError(f"--queries: {args.queries} holds no query (one text query per line)")
     return texts
 
 

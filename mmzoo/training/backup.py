@@ -34,6 +34,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mmzoo import _keras_compat
+
 STATE_FILE = "state.json"
 _WEIGHTS = re.compile(r"^epoch-(\d+)\.weights\.h5$")
 
@@ -116,8 +118,7 @@ class TrainingBackup(keras.callbacks.Callback):
         _assign_random_state(model, state["random_state"], self.backup_dir)
         epoch = int(state["epoch"])
         self.history = {k: list(v)[:epoch] for k, v in state["history"].items()}
-        # The same hook keras.callbacks.BackupAndRestore uses: ``fit`` starts at this epoch.
-        model._initial_epoch = epoch
+        _keras_compat.set_initial_epoch(model, epoch)  # the hook keras.callbacks.BackupAndRestore uses
 
     def on_epoch_end(self, epoch, logs=None):
         for k, v in (logs or {}).items():

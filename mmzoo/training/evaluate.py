@@ -153,6 +153,14 @@ def evaluate_retrieval(export, data, image="image", text="text", batch_size=64, 
         report = mmzoo.training.evaluate.evaluate_retrieval("runs/retrieval/model", "pairs.jsonl")
         report["image_to_text@10"], report["text_to_image_median_rank"]
     """
+    signatures = _retrieval_signatures(export)
+    if signatures is None:
+        raise EvaluateError(f"{os.fspath(export)}: not an exported dual encoder (it needs the "
+                            f"{' and '.join(RETRIEVAL_SIGNATURES)} signatures)")
+    return _evaluate_pairs(signatures, data, image, text, batch_size, ks)
+
+
+def _evaluate_pairs(signatures, data, image, text, batch_size, ks=(1, 5, 10)):
     import numpy as np  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
 
@@ -160,10 +168,6 @@ def evaluate_retrieval(export, data, image="image", text="text", batch_size=64, 
     from mmzoo.retrieval import retrieval_report  # noqa: PLC0415
     from mmzoo.training import fit as fit_lib  # noqa: PLC0415
 
-    signatures = _retrieval_signatures(export)
-    if signatures is None:
-        raise EvaluateError(f"{os.fspath(export)}: not an exported dual encoder (it needs the "
-                            f"{' and '.join(RETRIEVAL_SIGNATURES)} signatures)")
     try:
         manifest = fit_lib.as_manifest(data, "data")
     except fit_lib.FitError as error:
@@ -207,7 +211,8 @@ def format_retrieval_report(report, digits=4):
     return "\n".join(lines)
 
 
-def evaluate(model_or_export, data, label=None, features=None, batch_size=64, output_dir=None):
+def evaluate(model_or_export, data, label=None, features=None, batch_size=64, output_dir=None, image="image",
+             text="text"):
     """Evaluates a model on labelled data and returns (and optionally writes) its report.
 
     Args:
@@ -220,12 +225,16 @@ def evaluate(model_or_export, data, label=None, features=None, batch_size=64, ou
         features: For a plain Keras model: its ``mmzoo.data`` column specs.
         batch_size: Examples per batch.
         output_dir: If given, writes ``report.json`` and the figures there (local or ``gs://``).
+        image: For an exported dual encoder: the column of image paths.
+        text: For an exported dual encoder: the text column.
 
     Returns:
         The report dict (``mmzoo.training.metrics``): ``accuracy``,
         ``macro_f1``, ``auc``, per-class figures, ``top_k_accuracy``,
         ``confusion_matrix`` for classifiers; ``mae``, ``rmse``, ``r2`` for
-        regression.
+        regression. For an exported dual encoder (``embed_image_raw`` /
+        ``embed_text_raw`` signatures), ``evaluate_retrieval``'s report on
+        the rows as image-text pairs.
 
     Raises:
         EvaluateError: For a missing file, a model that mmzoo did not write,
@@ -251,6 +260,14 @@ def evaluate(model_or_export, data, label=None, features=None, batch_size=64, ou
 
         if not tf.io.gfile.isdir(model_or_export):
             raise EvaluateError(f"model: folder not found: {os.fspath(model_or_export)}")
+        signatures = _retrieval_signatures(model_or_export)
+        if signatures is not None:
+            report = _evaluate_pairs(signatures, data, image, text, batch_size)
+            if output_dir is not None:
+                from mmzoo import _gfile  # noqa: PLC0415
+
+                _gfile.write_text(os.path.join(os.fspath(output_dir), "report.json"), json.dumps(report, indent=2))
+            return report
         info = _fit_info(model_or_export)
         label = label or info["label"]
         if label not in manifest.columns:

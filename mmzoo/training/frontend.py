@@ -20,22 +20,13 @@ import warnings
 import keras
 import tensorflow as tf
 
+from mmzoo import _keras_compat
 from mmzoo.layers.audio import Spectrogram
 from mmzoo.layers.audio_level import WaveformNormalization
 
 # Weight-free layers whose output depends on their input alone (not on ``training``): a front end.
 FRONTEND_LAYERS = (WaveformNormalization, Spectrogram, keras.layers.MelSpectrogram, keras.layers.STFTSpectrogram,
                    keras.layers.Permute, keras.layers.Reshape)
-
-
-def _consumers(model):
-    """``{id(tensor): [layers that take it]}`` for the model's graph."""
-    consumers = {}
-    for layer in model.layers:
-        for node in layer._inbound_nodes:
-            for tensor in node.input_tensors:
-                consumers.setdefault(id(tensor), []).append(layer)
-    return consumers
 
 
 def frontend_outputs(model):
@@ -51,7 +42,7 @@ def frontend_outputs(model):
     Returns:
         ``{input name: KerasTensor}``.
     """
-    consumers = _consumers(model)
+    consumers = _keras_compat.tensor_consumers(model)
     outputs = {}
     for name, tensor in _named_inputs(model).items():
         while True:
@@ -59,7 +50,7 @@ def frontend_outputs(model):
             if len(users) != 1:
                 break
             layer = users[0]
-            if not isinstance(layer, FRONTEND_LAYERS) or layer.weights or len(layer._inbound_nodes) != 1:
+            if not isinstance(layer, FRONTEND_LAYERS) or layer.weights or _keras_compat.call_count(layer) != 1:
                 break
             tensor = layer.output
         outputs[name] = tensor
