@@ -9,6 +9,7 @@ Example::
     mmzoo fit emoji.jsonl --label group --image "images/{hexcode}.png" --text annotation --text tags \\
         --test emoji_test.jsonl --epochs 20 --output-dir runs/emoji
     mmzoo evaluate runs/emoji/model emoji_test.jsonl --json
+    mmzoo fit pairs.jsonl --task retrieval --image image --text caption --output-dir runs/retrieval
     mmzoo compare emoji.jsonl --label group --image "images/{hexcode}.png" --text annotation --seeds 3 \\
         --output-dir runs/compare
 """
@@ -26,7 +27,8 @@ class FitCommandError(ValueError):
 
 def _data_arguments(parser):
     parser.add_argument("train", help="training manifest (CSV or JSONL; file paths relative to it)")
-    parser.add_argument("--label", required=True, help="label column (class names, integers, floats or a|b sets)")
+    parser.add_argument("--label", help="label column (class names, integers, floats or a|b sets); required "
+                        "unless --task retrieval")
     for kind in ("image", "audio", "text", "numeric", "categorical"):
         parser.add_argument(
             f"--{kind}", action="append", default=[], metavar="COL",
@@ -50,9 +52,14 @@ def add_parsers(subparsers):
     """Adds ``fit``, ``evaluate`` and ``compare`` to an ``argparse`` subparsers object."""
     fit = subparsers.add_parser("fit", help="train, select, evaluate and export a model on your own manifest")
     _data_arguments(fit)
+    fit.add_argument("--task", choices=("retrieval",),
+                     help="'retrieval': each row is an image-text pair (--image COL --text COL, no --label); trains "
+                     "and exports a dual encoder for `mmzoo index` / `mmzoo search`")
     fit.add_argument("--model", default="auto", help="'auto' or a zoo model name (default: %(default)s)")
     fit.add_argument("--fusion", default="auto", choices=FUSIONS, help="fusion kind (default: %(default)s)")
     fit.add_argument("--modalities", metavar="A,B", help="use only these inputs, e.g. 'text' or 'image,text'")
+    fit.add_argument("--patience", type=int, default=5, metavar="N",
+                     help="epochs without validation improvement before stopping (default: %(default)s)")
     fit.add_argument("--time-budget", type=float, metavar="S", help="seconds of KerasTuner search")
     fit.add_argument("--folds", type=int, metavar="K", help="also run stratified K-fold cross-validation")
     fit.add_argument("--tensorboard", metavar="DIR", help="TensorBoard log folder")
@@ -66,10 +73,12 @@ def add_parsers(subparsers):
     evaluate.add_argument("--label", help="label column (default: the one the model was fitted on)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--output-dir", metavar="DIR", help="also write report.json and figures here")
-    evaluate.add_argument("--image", default="image", metavar="COL",
-                          help="for a dual-encoder export: the column of image paths (default: %(default)s)")
-    evaluate.add_argument("--text", default="text", metavar="COL",
-                          help="for a dual-encoder export: the text column (default: %(default)s)")
+    evaluate.add_argument("--image", metavar="COL",
+                          help="for a dual-encoder export: the column of image paths (default: the one `mmzoo fit` "
+                          "trained on, else 'image')")
+    evaluate.add_argument("--text", metavar="COL",
+                          help="for a dual-encoder export: the text column (default: the ones `mmzoo fit` trained "
+                          "on, else 'text')")
 
     compare = subparsers.add_parser("compare", help="every single input and each fusion on one split, several seeds")
     _data_arguments(compare)
@@ -89,7 +98,7 @@ def _columns(args):
 
 
 def _check_numbers(args):
-    for name in ("epochs", "batch_size", "seeds", "folds", "image_size"):
+    for name in ("epochs", "batch_size", "seeds", "folds", "image_size", "patience"):
         value = getattr(args, name, None)
         if value is not None and value <= 0:
             raise FitCommandError(f"--{name.replace('_', '-')} must be positive. Received: {value}")
@@ -116,6 +125,9 @@ def run(args):
                 reports.format_report(report))
             print(json.dumps(report, default=float) if args.json else text)
             return 0
+        if getattr(args, "task", None) is None and args.label is None:
+            raise FitCommandError(f"mmzoo {args.command}: --label is required"
+                                  + (" (or --task retrieval for image-text pairs)" if args.command == "fit" else ""))
         if args.command == "compare":
             from mmzoo.training import compare as compare_lib  # noqa: PLC0415
 
@@ -129,11 +141,14 @@ def run(args):
             for kind, path in table.paths.items():
                 print(f"wrote {kind}: {path}")
             return 0
+        if args.command == "fit" and args.task == "retrieval":
+            return _fit_retrieval(args, fit_lib)
         result = fit_lib.fit(
             args.train, args.label, _columns(args), valid=args.valid, valid_fraction=args.valid_fraction,
             test=args.test, model=args.model, fusion=args.fusion,
             modalities=tuple(m for m in args.modalities.split(",") if m) if args.modalities else None,
-            epochs=args.epochs, batch_size=args.batch_size, image_size=args.image_size, time_budget=args.time_budget,
+            epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, image_size=args.image_size,
+            time_budget=args.time_budget,
             folds=args.folds,
             tensorboard=args.tensorboard, output_dir=args.output_dir, seed=args.seed, verbose=0 if args.quiet else 2,
         )
@@ -145,6 +160,32 @@ def run(args):
         print("test: " + reports.format_report(result.test).replace("\n", "; "))
     if result.cv is not None:
         print(f"cross-validation ({len(result.folds)} folds): see {result.report_path}")
+    print(f"wrote model: {result.export_path}")
+    print(f"wrote report: {result.report_path}")
+    return 0
+
+
+def _fit_retrieval(args, fit_lib):
+    if args.label is not None:
+        raise FitCommandError("--task retrieval trains on image-text pairs: it takes no --label")
+    for option in ("model", "fusion"):
+        if getattr(args, option) != "auto":
+            raise FitCommandError(f"--task retrieval trains a dual encoder: it takes no --{option}")
+    for option in ("modalities", "time_budget", "folds"):
+        if getattr(args, option) is not None:
+            raise FitCommandError(f"--task retrieval trains a dual encoder: it takes no --{option.replace('_', '-')}")
+    result = fit_lib.fit(
+        args.train, columns=_columns(args), task="retrieval", valid=args.valid, valid_fraction=args.valid_fraction,
+        test=args.test, epochs=args.epochs, batch_size=args.batch_size, patience=args.patience,
+        image_size=args.image_size, tensorboard=args.tensorboard, output_dir=args.output_dir, seed=args.seed,
+        verbose=0 if args.quiet else 2,
+    )
+    from mmzoo.training.evaluate import format_retrieval_report  # noqa: PLC0415
+
+    for split in ("valid", "test"):
+        report = getattr(result, split)
+        if report is not None:
+            print(f"{split}: " + format_retrieval_report(report).replace("\n", ";"))
     print(f"wrote model: {result.export_path}")
     print(f"wrote report: {result.report_path}")
     return 0

@@ -115,8 +115,9 @@ def _retrieval_signatures(path):
 
     from mmzoo import _gfile  # noqa: PLC0415
 
-    if _gfile.isfile(os.path.join(os.fspath(path), "assets", FIT_INFO)) or not _gfile.isfile(
-            os.path.join(os.fspath(path), "saved_model.pb")):
+    info_path = os.path.join(os.fspath(path), "assets", FIT_INFO)
+    if not _gfile.isfile(os.path.join(os.fspath(path), "saved_model.pb")) or (
+            _gfile.isfile(info_path) and _fit_info(path).get("task") != "retrieval"):
         return None
     signatures = tf.saved_model.load(os.fspath(path)).signatures
     if not all(name in signatures for name in RETRIEVAL_SIGNATURES):
@@ -124,7 +125,21 @@ def _retrieval_signatures(path):
     return tuple(signatures[name] for name in RETRIEVAL_SIGNATURES)
 
 
-def evaluate_retrieval(export, data, image="image", text="text", batch_size=64, ks=(1, 5, 10)):
+def _pair_columns(export, image, text):
+    """The image and text columns to read: the ones given, else those of ``mmzoo.fit``, else image/text."""
+    from mmzoo import _gfile  # noqa: PLC0415
+
+    inputs = {}
+    if _gfile.isfile(os.path.join(os.fspath(export), "assets", FIT_INFO)):
+        inputs = _fit_info(export).get("inputs", {})
+    if image is None:
+        image = inputs["image"]["columns"][0] if "image" in inputs else "image"
+    if text is None:
+        text = inputs["text"]["columns"] if "text" in inputs else "text"
+    return image, text
+
+
+def evaluate_retrieval(export, data, image=None, text=None, batch_size=64, ks=(1, 5, 10)):
     """Image <-> text retrieval metrics of an exported dual encoder on a manifest of matching pairs.
 
     Row ``i``'s image and text are a pair; every other row is a negative.
@@ -135,8 +150,11 @@ def evaluate_retrieval(export, data, image="image", text="text", batch_size=64, 
     Args:
         export: An exported ``mmzoo.retrieval.DualEncoder`` folder.
         data: A CSV/JSONL manifest path, a list of dicts or a DataFrame.
-        image: The column of image paths.
-        text: The column (or list of columns, joined with a space) of texts.
+        image: The column of image paths (or a path template such as
+            ``"images/{hexcode}.png"``); default: the one ``mmzoo.fit``
+            trained on, else ``"image"``.
+        text: The column (or list of columns, joined with a space) of texts;
+            default: those of ``mmzoo.fit``, else ``"text"``.
         batch_size: Rows per call.
         ks: The recall cut-offs.
 
@@ -157,7 +175,7 @@ def evaluate_retrieval(export, data, image="image", text="text", batch_size=64, 
     if signatures is None:
         raise EvaluateError(f"{os.fspath(export)}: not an exported dual encoder (it needs the "
                             f"{' and '.join(RETRIEVAL_SIGNATURES)} signatures)")
-    return _evaluate_pairs(signatures, data, image, text, batch_size, ks)
+    return _evaluate_pairs(signatures, data, *_pair_columns(export, image, text), batch_size, ks)
 
 
 def _evaluate_pairs(signatures, data, image, text, batch_size, ks=(1, 5, 10)):
@@ -165,15 +183,17 @@ def _evaluate_pairs(signatures, data, image, text, batch_size, ks=(1, 5, 10)):
     import tensorflow as tf  # noqa: PLC0415
 
     from mmzoo import _gfile  # noqa: PLC0415
+    from mmzoo.data.columns import FileColumn  # noqa: PLC0415
     from mmzoo.retrieval import retrieval_report  # noqa: PLC0415
     from mmzoo.training import fit as fit_lib  # noqa: PLC0415
 
     try:
         manifest = fit_lib.as_manifest(data, "data")
-    except fit_lib.FitError as error:
+        images = FileColumn(image)
+    except (fit_lib.FitError, ValueError) as error:
         raise EvaluateError(str(error)) from None
     texts_columns = [text] if isinstance(text, str) else list(text)
-    missing = sorted({image, *texts_columns} - set(manifest.columns))
+    missing = sorted({*images.columns, *texts_columns} - set(manifest.columns))
     if missing:
         raise EvaluateError(f"data: column(s) {missing} are not in the data; it has {', '.join(manifest.columns)}")
     if len(manifest) < 2:
@@ -183,7 +203,7 @@ def _evaluate_pairs(signatures, data, image, text, batch_size, ks=(1, 5, 10)):
         rows = range(start, min(start + batch_size, len(manifest)))
         values = {"image": [], "text": []}
         for i in rows:
-            path = manifest.path(i, image)
+            path = images.python_value(manifest, i)
             try:
                 values["image"].append(_gfile.read_bytes(path))
             except OSError as error:
@@ -211,8 +231,8 @@ def format_retrieval_report(report, digits=4):
     return "\n".join(lines)
 
 
-def evaluate(model_or_export, data, label=None, features=None, batch_size=64, output_dir=None, image="image",
-             text="text"):
+def evaluate(model_or_export, data, label=None, features=None, batch_size=64, output_dir=None, image=None,
+             text=None):
     """Evaluates a model on labelled data and returns (and optionally writes) its report.
 
     Args:
@@ -225,8 +245,11 @@ def evaluate(model_or_export, data, label=None, features=None, batch_size=64, ou
         features: For a plain Keras model: its ``mmzoo.data`` column specs.
         batch_size: Examples per batch.
         output_dir: If given, writes ``report.json`` and the figures there (local or ``gs://``).
-        image: For an exported dual encoder: the column of image paths.
-        text: For an exported dual encoder: the text column.
+        image: For an exported dual encoder: the column of image paths (or
+            a path template); default: the one ``mmzoo.fit`` trained on,
+            else ``"image"``.
+        text: For an exported dual encoder: the text column(s); default:
+            those of ``mmzoo.fit``, else ``"text"``.
 
     Returns:
         The report dict (``mmzoo.training.metrics``): ``accuracy``,
@@ -262,7 +285,7 @@ def evaluate(model_or_export, data, label=None, features=None, batch_size=64, ou
             raise EvaluateError(f"model: folder not found: {os.fspath(model_or_export)}")
         signatures = _retrieval_signatures(model_or_export)
         if signatures is not None:
-            report = _evaluate_pairs(signatures, data, image, text, batch_size)
+            report = _evaluate_pairs(signatures, data, *_pair_columns(model_or_export, image, text), batch_size)
             if output_dir is not None:
                 from mmzoo import _gfile  # noqa: PLC0415
 

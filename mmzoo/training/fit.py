@@ -70,8 +70,9 @@ class DataPlan:
             ``"numeric"``, ``"categorical"``, ``"ignore"``).
         reasons: Column name -> why (for ``columns="auto"``).
         features: Model input name -> ``mmzoo.data`` column spec.
-        label: The label spec (``LabelColumn``, ``MultiLabelColumn`` or ``RegressionLabel``).
-        task: ``"binary"``, ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
+        label: The label spec (``LabelColumn``, ``MultiLabelColumn`` or
+            ``RegressionLabel``); ``None`` for retrieval.
+        task: ``"binary"``, ``"multiclass"``, ``"multilabel"``, ``"regression"`` or ``"retrieval"``.
         modalities: Model input name -> modality kind.
     """
 
@@ -84,8 +85,11 @@ class DataPlan:
 
     def describe(self):
         """A few lines saying what was decided (printed by ``fit``)."""
-        lines = [f"label: {self.label.column!r} -> {self.task}" + (
-            f" ({len(self.label.classes)} classes)" if self.task != "regression" else "")]
+        if self.label is None:
+            lines = [f"task: {self.task} (no label: each row is a matching pair)"]
+        else:
+            lines = [f"label: {self.label.column!r} -> {self.task}" + (
+                f" ({len(self.label.classes)} classes)" if self.task != "regression" else "")]
         for column, kind in self.kinds.items():
             reason = self.reasons.get(column)
             lines.append(f"column {column!r}: {kind}" + (f" ({reason})" if reason else ""))
@@ -665,8 +669,9 @@ def _train_once(plan, train_manifest, valid_manifest, *, fusion, model, seed, ep
 
 def fit(
     train,
-    label,
+    label=None,
     columns="auto",
+    task=None,
     valid=None,
     valid_fraction=0.1,
     test=None,
@@ -705,11 +710,22 @@ def fit(
             File paths are relative to the manifest's folder.
         label: The label column: class names/integers (classification),
             floats (regression) or ``"|"``-separated sets (multi-label).
+            None for ``task="retrieval"``.
         columns: ``"auto"`` (infer every column's kind and print the
             decisions), a list of columns, or a dict column -> kind
             (``"image"``, ``"audio"``, ``"text"``, ``"numeric"``,
             ``"categorical"``, ``"ignore"``, ``"auto"``); image/audio columns
             may be path templates such as ``"images/{hexcode}.png"``.
+        task: ``None`` (the task follows from ``label``) or
+            ``"retrieval"``: each row is a matching image-text pair
+            (``columns`` names one ``"image"`` and its ``"text"`` columns,
+            no ``label``), trained as a dual encoder and reported as
+            retrieval (R@1/5/10 both ways, median rank, MRR); see
+            ``mmzoo.training.fit_retrieval``, which takes ``valid``,
+            ``valid_fraction``, ``test``, ``epochs``, ``batch_size``,
+            ``learning_rate``, ``patience``, ``image_size``, ``callbacks``,
+            ``tensorboard``, ``output_dir``, ``seed``, ``on_error`` and
+            ``verbose`` from here; the classifier options are refused.
         valid: Validation data (same forms); default: a seeded stratified
             ``valid_fraction`` of ``train``.
         valid_fraction: Fraction of ``train`` held out when ``valid`` is None.
@@ -768,6 +784,12 @@ def fit(
                            test="emoji_test.jsonl", epochs=20, output_dir="runs/emoji")
         result.test["accuracy"], result.export_path
     """
+    if task == "retrieval":
+        return _fit_retrieval(locals())
+    if task is not None:
+        raise FitError(f"task must be None (follows from the label) or 'retrieval'. Received: task={task!r}")
+    if label is None:
+        raise FitError("`label` is required (the column to predict), unless task='retrieval'")
     check.choice("on_error", on_error, {"raise", "skip"})
     epochs = check.positive_int("epochs", epochs)
     batch_size = check.positive_int("batch_size", batch_size)
@@ -830,6 +852,25 @@ def fit(
     return result
 
 
+RETRIEVAL_OPTIONS = ("train", "columns", "valid", "valid_fraction", "test", "epochs", "batch_size", "learning_rate",
+                     "patience", "image_size", "callbacks", "tensorboard", "output_dir", "seed", "on_error", "verbose")
+CLASSIFIER_DEFAULTS = {"label": None, "model": "auto", "fusion": "auto", "modalities": None, "modality_dropout": 0.0,
+                       "auxiliary_loss_weight": None, "gradient_modulation": None, "dropout": 0.3, "hidden": (128,),
+                       "time_budget": None, "folds": None}
+
+
+def _fit_retrieval(arguments):
+    """``fit(task="retrieval")``: refuses the classifier options that were set, then trains a dual encoder."""
+    from mmzoo.training.fit_retrieval import fit_retrieval  # noqa: PLC0415
+
+    given = [name for name, default in CLASSIFIER_DEFAULTS.items() if arguments[name] != default
+             and not (name == "hidden" and tuple(arguments[name]) == default)]
+    if given:
+        raise FitError(f"task='retrieval' trains a dual encoder on image-text pairs; it takes no "
+                       f"{', '.join(given)}. Received: {', '.join(f'{n}={arguments[n]!r}' for n in given)}")
+    return fit_retrieval(**{name: arguments[name] for name in RETRIEVAL_OPTIONS})
+
+
 def _balance_options(modality_dropout, auxiliary_loss_weight, gradient_modulation):
     from mmzoo import balance  # noqa: PLC0415
 
@@ -854,7 +895,8 @@ PROGRESS_MIN_ROWS = 5000  # row checks of larger splits show a progress bar
 def _check_rows(plan, manifest, split, on_error, verbose=0):
     """Up-front checks of a split (columns, labels, and under ``on_error="raise"`` every row's fields)."""
     try:
-        plan.label.targets(manifest)
+        if plan.label is not None:
+            plan.label.targets(manifest)
         for spec in plan.features.values():
             spec.prepare(manifest)
     except ValueError as error:
