@@ -1,4 +1,8 @@
-"""Image-text retrieval: a dual encoder, its losses, ``recall_at_k`` and the search ``Index``."""
+"""Image-text retrieval: a dual encoder, its losses, ``recall_at_k`` and the search ``Index``.
+
+``keras_hub_dual_encoder`` (from ``mmzoo.retrieval_keras_hub``) builds the
+dual encoder from a pretrained KerasHub CLIP or SigLIP preset.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import numpy as np
 from keras import ops
 
 from mmzoo import _validation as check
+from mmzoo.retrieval_keras_hub import keras_hub_dual_encoder as keras_hub_dual_encoder  # re-exported
 from mmzoo.search_index import Index as Index  # re-exported: mmzoo.retrieval.Index
 
 
@@ -231,3 +236,4 @@ def retrieval_report(image_embeddings, text_embeddings, ks=(1, 5, 10)):
         out[f"{direction}_median_rank"] = float(np.median(ranks))
         out[f"{direction}_mrr"] = float(np.mean(1.0 / ranks))
     return out
+

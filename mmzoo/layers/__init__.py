@@ -7,11 +7,12 @@ Transformer blocks are KerasHub's (``keras_hub.layers.TokenAndPositionEmbedding`
 from mmzoo.layers.audio import Spectrogram
 from mmzoo.layers.audio_level import WaveformNormalization
 from mmzoo.layers.hub import HubLayer
-from mmzoo.layers.pooling import SequencePooling
+from mmzoo.layers.pooling import ArgmaxTokenPooling, SequencePooling
 from mmzoo.layers.preprocess import ApplicationPreprocess, TokenIdsToEncoderInputs
 
 __all__ = [
     "ApplicationPreprocess",
+    "ArgmaxTokenPooling",
     "HubLayer",
     "SequencePooling",
     "Spectrogram",

@@ -1,4 +1,4 @@
-"""Masking-aware sequence pooling."""
+"""Masking-aware sequence pooling, and CLIP's end-token pooling."""
 
 from __future__ import annotations
 
@@ -61,3 +61,32 @@ class SequencePooling(keras.layers.Layer):
         config = super().get_config()
         config.update(mode=self.mode)
         return config
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class ArgmaxTokenPooling(keras.layers.Layer):
+    """``(sequence, token_ids)`` -> the sequence's step at each row's largest token id.
+
+    CLIP's text pooling: CLIP's end-of-text token has the largest id of its
+    vocabulary, so this picks the output at the end token whatever padding
+    follows it (the first one if it repeats).
+
+    Args:
+        **kwargs: Standard layer arguments.
+
+    Example:
+
+    >>> import numpy as np
+    >>> sequence = np.arange(12, dtype="float32").reshape(1, 3, 4)
+    >>> ArgmaxTokenPooling()([sequence, np.array([[5, 9, 0]], "int32")]).numpy().tolist()
+    [[4.0, 5.0, 6.0, 7.0]]
+    """
+
+    def call(self, inputs):
+        sequence, token_ids = inputs
+        index = ops.argmax(token_ids, axis=-1)[:, None, None]
+        return ops.squeeze(ops.take_along_axis(sequence, index, axis=1), axis=1)
+
+    def compute_output_shape(self, input_shape):
+        sequence_shape = input_shape[0]
+        return (sequence_shape[0], sequence_shape[-1])

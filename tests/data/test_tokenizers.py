@@ -202,7 +202,7 @@ def test_tokenizer_modules_import_no_circle():
         "print(m.base.registered_kinds(), 'keras_hub' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    assert out.stdout.strip().splitlines()[-1] == "['keras_hub', 'vocab', 'wordpiece'] False"
+    assert out.stdout.strip().splitlines()[-1] == "['keras_hub', 'keras_hub_prompts', 'vocab', 'wordpiece'] False"
 
 
 def test_text_column_refuses_what_cannot_be_exported(tmp_path):

@@ -24,6 +24,7 @@ from keras.src.saving import serialization_lib
 from mmzoo import fusion, heads
 from mmzoo.layers import (
     ApplicationPreprocess,
+    ArgmaxTokenPooling,
     HubLayer,
     SequencePooling,
     Spectrogram,
@@ -110,6 +111,20 @@ class LayerHarnessTest(testing.TestCase):
             expected_num_trainable_weights=0,
             supports_masking=True,
         )
+
+    def test_argmax_token_pooling(self):
+        rng = np.random.default_rng(0)
+        sequence = rng.normal(size=(2, 5, 4)).astype("float32")
+        token_ids = np.array([[3, 9, 0, 0, 0], [4, 2, 7, 11, 0]], "int32")  # end tokens at steps 1 and 3
+        self.run_layer_test(
+            ArgmaxTokenPooling,
+            {},
+            input_data=(sequence, token_ids),
+            expected_output_shape=(2, 4),
+            expected_output_dtype="float32",
+            expected_num_trainable_weights=0,
+        )
+        np.testing.assert_array_equal(ArgmaxTokenPooling()((sequence, token_ids)).numpy(), sequence[[0, 1], [1, 3]])
 
     @parameterized.named_parameters(
         ("caffe", "ResNet50"), ("tf", "MobileNetV2"), ("torch", "DenseNet121"), ("identity", "EfficientNetB0")

@@ -5,7 +5,8 @@ sequence_length, *, vocabulary_size=None, **kind_options)``, ``tok(texts)``
 in ``tf.data`` or a ``tf.function``, ``tok.save(folder)`` /
 ``load_tokenizer(folder)``, attributes ``sequence_length`` and
 ``vocabulary_size``. Kinds: ``VocabTokenizer`` (words), ``WordPieceTokenizer``
-(BERT WordPiece), ``KerasHubTokenizer`` (a KerasHub preprocessor).
+(BERT WordPiece), ``KerasHubTokenizer`` (a KerasHub BERT-family
+preprocessor), ``KerasHubPromptTokenizer`` (a KerasHub CLIP/SigLIP one).
 
 Importing this package imports every kind's module (each registers itself in
 ``base``); ``keras_hub`` itself is imported only when a ``KerasHubTokenizer``
@@ -22,6 +23,7 @@ from mmzoo.data.tokenizers.base import (
     register_kind,
 )
 from mmzoo.data.tokenizers.keras_hub import KerasHubTokenizer
+from mmzoo.data.tokenizers.keras_hub_prompts import KerasHubPromptTokenizer
 from mmzoo.data.tokenizers.vocab import VocabTokenizer
 from mmzoo.data.tokenizers.wordpiece import WordPieceTokenizer
 
@@ -29,6 +31,7 @@ __all__ = [
     "CONFIG_FILE",
     "FORMAT_VERSION",
     "VOCAB_FILE",
+    "KerasHubPromptTokenizer",
     "KerasHubTokenizer",
     "Tokenizer",
     "VocabTokenizer",
