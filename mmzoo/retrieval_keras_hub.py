@@ -39,7 +39,7 @@ import math
 import keras
 
 from mmzoo import _validation as check
-from mmzoo._offline import KERAS_HUB_LOCAL_COPY, fetch
+from mmzoo.branches.keras_hub import load_preset_part
 from mmzoo.data.tokenizers import KerasHubPromptTokenizer
 from mmzoo.layers import ArgmaxTokenPooling, SequencePooling
 
@@ -61,19 +61,6 @@ def _kind_of(obj, index):
         if isinstance(obj, classes[index]):
             return kind
     return None
-
-
-def _load(what, preset, loader):
-    """``loader(preset)`` with the offline-honest error; ``None`` if the preset folder lacks that part."""
-    try:
-        return fetch(f"KerasHub preset {what}", preset, lambda: loader(preset), KERAS_HUB_LOCAL_COPY)
-    except (ValueError, FileNotFoundError) as error:
-        if what == "backbone":
-            raise ValueError(
-                f"`preset_or_backbone` is not a KerasHub preset name or preset folder ({error}). "
-                f"Received: preset_or_backbone={preset!r}"
-            ) from error
-        return None
 
 
 def _sequence(outputs):
@@ -163,7 +150,7 @@ def keras_hub_dual_encoder(preset_or_backbone, image_shape=None, sequence_length
     if isinstance(preset_or_backbone, keras_hub.models.Backbone):
         backbone = preset_or_backbone
     elif isinstance(preset_or_backbone, str) and preset_or_backbone:
-        backbone = _load("backbone", preset_or_backbone, keras_hub.models.Backbone.from_preset)
+        backbone = load_preset_part("backbone", preset_or_backbone, keras_hub.models.Backbone)
     else:
         raise ValueError(
             "`preset_or_backbone` must be a KerasHub CLIP/SigLIP preset name, a preset folder or a "
@@ -185,7 +172,7 @@ def keras_hub_dual_encoder(preset_or_backbone, image_shape=None, sequence_length
     preset = preset_or_backbone if isinstance(preset_or_backbone, str) else None
     preprocessor_cls = _families()[kind][1]
     if preprocessor is None and preset is not None:
-        preprocessor = _load("preprocessor", preset, preprocessor_cls.from_preset)
+        preprocessor = load_preset_part("preprocessor", preset, preprocessor_cls)
     if preprocessor is not None and _kind_of(preprocessor, 1) != kind:
         raise ValueError(
             f"`preprocessor` must be a keras_hub {preprocessor_cls.__name__} for this {kind} backbone. "
@@ -194,7 +181,7 @@ def keras_hub_dual_encoder(preset_or_backbone, image_shape=None, sequence_length
     if image_converter is None and preprocessor is not None:
         image_converter = preprocessor.image_converter
     if image_converter is None and preset is not None:
-        image_converter = _load("image converter", preset, keras_hub.layers.ImageConverter.from_preset)
+        image_converter = load_preset_part("image converter", preset, keras_hub.layers.ImageConverter)
     if not isinstance(image_converter, keras_hub.layers.ImageConverter):
         raise ValueError(
             "`image_converter` must be the keras_hub ImageConverter the backbone was trained with (a preset "

@@ -25,8 +25,18 @@ from mmzoo.data.tokenizers.keras_hub import KerasHubTokenizer
 from mmzoo.layers import SequencePooling, TokenIdsToEncoderInputs
 
 
-def _load(kind, preset, loader):
-    """Loads ``loader.from_preset(preset)`` with the offline-honest error; ``None`` if the preset lacks it."""
+def load_preset_part(kind, preset, loader):
+    """Loads ``loader.from_preset(preset)`` with the offline-honest error; ``None`` if the preset lacks it.
+
+    Args:
+        kind: What is loaded (``"backbone"``, ``"preprocessor"``, ``"image converter"``), for messages; a
+            missing backbone is an error naming ``preset_or_backbone``, a missing other part is ``None``.
+        preset: A KerasHub preset name or folder.
+        loader: A KerasHub class with ``from_preset``.
+
+    Returns:
+        The loaded object, or ``None``.
+    """
     def load():
         return loader.from_preset(preset)
 
@@ -47,7 +57,7 @@ def _backbone(preset_or_backbone, name, trainable):
     if isinstance(preset_or_backbone, keras_hub.models.Backbone):
         backbone = preset_or_backbone
     elif isinstance(preset_or_backbone, str) and preset_or_backbone:
-        backbone = _load("backbone", preset_or_backbone, keras_hub.models.Backbone)
+        backbone = load_preset_part("backbone", preset_or_backbone, keras_hub.models.Backbone)
     else:
         raise ValueError(
             "`preset_or_backbone` must be a KerasHub preset name, a preset folder or a keras_hub Backbone. "
@@ -121,7 +131,7 @@ def text_keras_hub(preset_or_backbone, sequence_length=128, reduction="pooled", 
             f"Received: sequence_length={sequence_length}"
         )
     if preprocessor is None and isinstance(preset_or_backbone, str):
-        preprocessor = _load("preprocessor", preset_or_backbone, keras_hub.models.TextClassifierPreprocessor)
+        preprocessor = load_preset_part("preprocessor", preset_or_backbone, keras_hub.models.TextClassifierPreprocessor)
     if preprocessor is not None:
         preprocessor = KerasHubTokenizer(preprocessor, sequence_length)
     inputs = keras.Input((sequence_length,), dtype="int32", name=name)
@@ -189,7 +199,7 @@ def image_keras_hub(preset_or_backbone, input_shape=(224, 224, 3), reduction="av
     check.identifier("name", name)
     backbone = _backbone(preset_or_backbone, name, trainable)
     if image_converter is None and isinstance(preset_or_backbone, str):
-        image_converter = _load("image converter", preset_or_backbone, keras_hub.layers.ImageConverter)
+        image_converter = load_preset_part("image converter", preset_or_backbone, keras_hub.layers.ImageConverter)
     inputs = keras.Input(input_shape, name=name)
     x = inputs
     if image_converter is not None:  # KerasHub converters take [0, 255] images

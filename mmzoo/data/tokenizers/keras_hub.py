@@ -152,23 +152,33 @@ class KerasHubTokenizer(base.Tokenizer):
             tok.save("saved_models/emoji/tokenizer")
             mmzoo.data.load_tokenizer("saved_models/emoji/tokenizer")
         """
-        folder = os.fspath(folder)
-        tf.io.gfile.makedirs(os.path.join(folder, PRESET_DIR))
-        self.preprocessor.save_to_preset(os.path.join(folder, PRESET_DIR))
-        base.write_config(folder, self.get_config())
+        save_preprocessor(folder, self.preprocessor, self.get_config())
 
     @classmethod
     def from_folder(cls, folder, config):
         """Rebuilds the tokenizer from ``save(folder)`` output (no network)."""
-        import keras  # noqa: PLC0415
-        import keras_hub  # noqa: F401, PLC0415
+        return cls(load_preprocessor(folder, config), config["sequence_length"])
 
-        preset = os.path.join(folder, config.get("preset_dir", PRESET_DIR))
-        path = os.path.join(preset, PREPROCESSOR_FILE)
-        if not _gfile.isfile(path):
-            raise FileNotFoundError(f"No KerasHub preprocessor config in {folder}: expected {path}")
-        # What ``from_preset`` does for a preprocessor, without needing the backbone's config.json.
-        with _gfile.open_text(path) as f:
-            preprocessor = keras.saving.deserialize_keras_object(json.load(f))
-        preprocessor.load_preset_assets(preset)
-        return cls(preprocessor, config["sequence_length"])
+
+def save_preprocessor(folder, preprocessor, config):
+    """Writes ``tokenizer.json`` (``config``) and ``preprocessor``'s KerasHub preset into ``folder/preset``."""
+    folder = os.fspath(folder)
+    tf.io.gfile.makedirs(os.path.join(folder, PRESET_DIR))
+    preprocessor.save_to_preset(os.path.join(folder, PRESET_DIR))
+    base.write_config(folder, config)
+
+
+def load_preprocessor(folder, config):
+    """The KerasHub preprocessor that ``save_preprocessor`` wrote into ``folder`` (no network)."""
+    import keras  # noqa: PLC0415
+    import keras_hub  # noqa: F401, PLC0415  (registers the KerasHub classes)
+
+    preset = os.path.join(folder, config.get("preset_dir", PRESET_DIR))
+    path = os.path.join(preset, PREPROCESSOR_FILE)
+    if not _gfile.isfile(path):
+        raise FileNotFoundError(f"No KerasHub preprocessor config in {folder}: expected {path}")
+    # What ``from_preset`` does for a preprocessor, without needing the backbone's config.json.
+    with _gfile.open_text(path) as f:
+        preprocessor = keras.saving.deserialize_keras_object(json.load(f))
+    preprocessor.load_preset_assets(preset)
+    return preprocessor

@@ -6,19 +6,13 @@ only when one is built or loaded.
 
 from __future__ import annotations
 
-import json
-import os
 import weakref
 
-import keras
 import tensorflow as tf
 
-from mmzoo import _gfile
 from mmzoo import _validation as check
 from mmzoo.data.tokenizers import base
-
-PRESET_DIR = "preset"
-PREPROCESSOR_FILE = "preprocessor.json"  # written by KerasHub's save_to_preset
+from mmzoo.data.tokenizers.keras_hub import PRESET_DIR, load_preprocessor, save_preprocessor
 
 
 def preprocessor_kind(preprocessor):
@@ -180,21 +174,9 @@ class KerasHubPromptTokenizer(base.Tokenizer):
             folder: Output folder (created if needed); ``mmzoo.data.load_tokenizer``
                 reads it back.
         """
-        folder = os.fspath(folder)
-        tf.io.gfile.makedirs(os.path.join(folder, PRESET_DIR))
-        self.preprocessor.save_to_preset(os.path.join(folder, PRESET_DIR))
-        base.write_config(folder, self.get_config())
+        save_preprocessor(folder, self.preprocessor, self.get_config())
 
     @classmethod
     def from_folder(cls, folder, config):
         """Rebuilds the tokenizer from ``save(folder)`` output (no network)."""
-        import keras_hub  # noqa: F401, PLC0415  (registers the KerasHub classes)
-
-        preset = os.path.join(folder, config.get("preset_dir", PRESET_DIR))
-        path = os.path.join(preset, PREPROCESSOR_FILE)
-        if not _gfile.isfile(path):
-            raise FileNotFoundError(f"No KerasHub preprocessor config in {folder}: expected {path}")
-        with _gfile.open_text(path) as f:
-            preprocessor = keras.saving.deserialize_keras_object(json.load(f))
-        preprocessor.load_preset_assets(preset)
-        return cls(preprocessor, config["sequence_length"])
+        return cls(load_preprocessor(folder, config), config["sequence_length"])
