@@ -7,7 +7,9 @@ seeds) and writes a bar plot next to each table:
   encoders (``av_digits_concat``: flattened image CNN and log-mel CNN,
   ``Dense(64)``), each fusion, concat with modality dropout / auxiliary
   losses / OGM-GE, and the modality-dropout model with each modality absent
-  (all-zeros input) next to the dedicated single-modality model.
+  (all-zeros input) next to the dedicated single-modality model; runs ending
+  ``@wide_audio`` use the audio CNN at filters (32, 64), as ``av_digits_robust``
+  does (the other AV-digits models have (16, 32)).
 * ``openmoji``: OpenMoji groups (image + annotation/tags text -> 11 groups;
   the shared task's hash split) through ``mmzoo.fit`` (validation-selected
   epoch), single modalities, fusions and ``fusion="auto"``.
@@ -32,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 AV_RUNS = ("image", "audio", "concat", "late", "attention", "gated", "low_rank", "concat+modality_dropout",
            "concat+modality_dropout_0.5", "concat+modality_dropout_0.5+auxiliary", "concat+auxiliary",
-           "concat+ogm_ge")
+           "concat+ogm_ge", "audio@wide_audio", "concat+modality_dropout_0.5+auxiliary@wide_audio")
 MOJI_RUNS = ("text", "image", "concat", "attention", "ensemble", "gated", "concat+modality_dropout",
              "concat+auxiliary", "auto")
 LOSO_RUNS = ("audio", "image", "concat")
@@ -43,14 +45,17 @@ def _av_model(run, seed, image_shape=(28, 28, 1), num_samples=4000, sampling_rat
 
     import mmzoo
     from mmzoo import branches, fusion, heads
+    from mmzoo.zoo.av_digits import AUDIO_FILTERS
 
     keras.utils.set_random_seed(seed)
+    run, _, variant = run.partition("@")  # "@wide_audio": the audio CNN at (32, 64), as av_digits_robust
+    audio_filters = (32, 64) if variant == "wide_audio" else AUDIO_FILTERS
     kind, _, option = run.partition("+")
     parts = []
     if kind != "audio":
         parts.append(branches.image_cnn(image_shape, filters=(32, 64), reduction="flatten", name="image"))
     if kind != "image":
-        parts.append(branches.audio_spectrogram_cnn(num_samples, sampling_rate, filters=(32, 64),
+        parts.append(branches.audio_spectrogram_cnn(num_samples, sampling_rate, filters=audio_filters,
                                                     reduction="flatten", name="audio"))
     layer = {"late": lambda: fusion.late("mean"), "attention": lambda: fusion.attention(units=128),
              "gated": lambda: fusion.gated(units=128), "low_rank": lambda: fusion.low_rank(units=128)}.get(
