@@ -10,8 +10,8 @@ from mmzoo.datasets import av_digits_recipe as data
 from mmzoo.zoo.registry import register
 
 # The log-mel CNN at half the image CNN's width: its second convolution was two thirds of the model's
-# multiply-adds at (32, 64). Measured (benchmarks/throughput.py, main-job setting, 3 seeds): 1.19x the
-# examples/s and as accurate (0.920 against 0.908 for av_digits_concat).
+# multiply-adds at (32, 64). Measured (benchmarks/throughput.py, 3 runs): 1.13x-1.66x the examples/s, and
+# as accurate (main-job setting, 3 seeds: 0.920 against 0.908 for av_digits_concat).
 AUDIO_FILTERS = (16, 32)
 # av_digits_robust must also answer from the audio alone, which the narrower CNN does less well (image absent,
 # benchmarks/fusion.py, 3 seeds: 0.684 against audio-only 0.716 at (16, 32), 3.2 points short; 2.4 at (32, 64)).
