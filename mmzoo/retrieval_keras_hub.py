@@ -39,7 +39,7 @@ import math
 import keras
 
 from mmzoo import _validation as check
-from mmzoo.branches.keras_hub import load_preset_part
+from mmzoo.branches.keras_hub import load_preset_part, resolve_backbone
 from mmzoo.data.tokenizers import KerasHubPromptTokenizer
 from mmzoo.layers import ArgmaxTokenPooling, SequencePooling
 
@@ -147,15 +147,7 @@ def keras_hub_dual_encoder(preset_or_backbone, image_shape=None, sequence_length
 
     from mmzoo.retrieval import DualEncoder  # noqa: PLC0415  (mmzoo.retrieval re-exports this module)
 
-    if isinstance(preset_or_backbone, keras_hub.models.Backbone):
-        backbone = preset_or_backbone
-    elif isinstance(preset_or_backbone, str) and preset_or_backbone:
-        backbone = load_preset_part("backbone", preset_or_backbone, keras_hub.models.Backbone)
-    else:
-        raise ValueError(
-            "`preset_or_backbone` must be a KerasHub CLIP/SigLIP preset name, a preset folder or a "
-            f"keras_hub CLIPBackbone/SigLIPBackbone. Received: preset_or_backbone={preset_or_backbone!r}"
-        )
+    backbone = resolve_backbone(preset_or_backbone, "a keras_hub CLIPBackbone/SigLIPBackbone")
     kind = _kind_of(backbone, 0)
     if kind is None:
         raise ValueError(

@@ -51,18 +51,33 @@ def load_preset_part(kind, preset, loader):
         return None
 
 
-def _backbone(preset_or_backbone, name, trainable):
+def resolve_backbone(preset_or_backbone, expected="a keras_hub Backbone"):
+    """A KerasHub backbone object as given, or loaded from a preset name or folder.
+
+    Args:
+        preset_or_backbone: A ``keras_hub.models.Backbone``, a preset name or a preset folder.
+        expected: What kind of backbone the caller takes, for the error message.
+
+    Returns:
+        The backbone.
+
+    Raises:
+        ValueError: For anything else, naming ``preset_or_backbone``.
+    """
     import keras_hub  # noqa: PLC0415
 
     if isinstance(preset_or_backbone, keras_hub.models.Backbone):
-        backbone = preset_or_backbone
-    elif isinstance(preset_or_backbone, str) and preset_or_backbone:
-        backbone = load_preset_part("backbone", preset_or_backbone, keras_hub.models.Backbone)
-    else:
-        raise ValueError(
-            "`preset_or_backbone` must be a KerasHub preset name, a preset folder or a keras_hub Backbone. "
-            f"Received: preset_or_backbone={preset_or_backbone!r}"
-        )
+        return preset_or_backbone
+    if isinstance(preset_or_backbone, str) and preset_or_backbone:
+        return load_preset_part("backbone", preset_or_backbone, keras_hub.models.Backbone)
+    raise ValueError(
+        f"`preset_or_backbone` must be a KerasHub preset name, a preset folder or {expected}. "
+        f"Received: preset_or_backbone={preset_or_backbone!r}"
+    )
+
+
+def _backbone(preset_or_backbone, name, trainable):
+    backbone = resolve_backbone(preset_or_backbone)
     backbone.name = f"{name}_backbone"  # branch-prefixed, for mmzoo.finetune
     backbone.trainable = bool(trainable)
     return backbone
