@@ -62,6 +62,9 @@ def add_parsers(subparsers):
                      help="epochs without validation improvement before stopping (default: %(default)s)")
     fit.add_argument("--time-budget", type=float, metavar="S", help="seconds of KerasTuner search")
     fit.add_argument("--folds", type=int, metavar="K", help="also run stratified K-fold cross-validation")
+    fit.add_argument("--group", metavar="COL",
+                     help="keep each value of this column (a speaker, a patient) on one side of the train/valid "
+                     "split: validation holds out whole groups, so selection reflects new ones")
     fit.add_argument("--tensorboard", metavar="DIR", help="TensorBoard log folder")
     fit.add_argument("--quiet", action="store_true", help="no per-epoch progress")
 
@@ -149,7 +152,7 @@ def run(args):
             modalities=tuple(m for m in args.modalities.split(",") if m) if args.modalities else None,
             epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, image_size=args.image_size,
             time_budget=args.time_budget,
-            folds=args.folds,
+            folds=args.folds, group=args.group,
             tensorboard=args.tensorboard, output_dir=args.output_dir, seed=args.seed, verbose=0 if args.quiet else 2,
         )
     except (fit_lib.FitError, evaluate_lib.EvaluateError) as error:
@@ -171,6 +174,8 @@ def _fit_retrieval(args, fit_lib):
     for option in ("model", "fusion"):
         if getattr(args, option) != "auto":
             raise FitCommandError(f"--task retrieval trains a dual encoder: it takes no --{option}")
+    if args.group is not None:
+        raise FitCommandError("--task retrieval trains a dual encoder: it takes no --group")
     for option in ("modalities", "time_budget", "folds"):
         if getattr(args, option) is not None:
             raise FitCommandError(f"--task retrieval trains a dual encoder: it takes no --{option.replace('_', '-')}")

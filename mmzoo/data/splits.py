@@ -217,6 +217,49 @@ def stratified_split(labels, fraction, seed=0, stratify=True, bins=None):
     return train, valid
 
 
+def group_split(groups, fraction, seed=0):
+    """Splits positions into train and validation, keeping each group on one side.
+
+    Whole groups (a speaker, a patient, a site) are held out, so validation
+    measures what a *new* group gets. Groups are taken in a seeded random
+    order until validation holds at least ``fraction`` of the examples: at
+    least one group, never all of them. The result depends only on the
+    group labels and ``seed``.
+
+    Args:
+        groups: One group label per example (strings or integers).
+        fraction: Share of examples for validation, in (0, 1); whole groups
+            make the actual share larger.
+        seed: Seed of the group order.
+
+    Returns:
+        ``(train_indices, valid_indices)``: sorted int64 arrays of positions
+        into ``groups`` that together hold every position once.
+
+    Raises:
+        ValueError: If ``fraction`` is not in (0, 1) or ``groups`` has fewer
+            than two distinct values.
+
+    Example:
+
+    >>> from mmzoo.data.splits import group_split
+    >>> train, valid = group_split(["ann"] * 4 + ["bob"] * 4 + ["cy"] * 4, 0.2, seed=0)
+    >>> len(train), len(valid)
+    (8, 4)
+    """
+    fraction = _check_fraction(fraction)
+    groups = np.asarray(groups)
+    names, keys = np.unique(groups, return_inverse=True)
+    if len(names) < 2:
+        raise ValueError(f"`groups` needs at least two distinct values to hold one out. Received: {names.tolist()}")
+    order = np.random.default_rng(seed).permutation(len(names))
+    counts = np.bincount(keys, minlength=len(names))
+    taken = np.cumsum(counts[order])
+    chosen = order[: min(int(np.searchsorted(taken, fraction * keys.size)) + 1, len(names) - 1)]
+    in_valid = np.isin(keys, chosen)
+    return np.flatnonzero(~in_valid).astype(np.int64), np.flatnonzero(in_valid).astype(np.int64)
+
+
 def stratified_kfold(labels, k, seed=0, stratify=True, bins=None):
     """K folds for cross-validation, each class spread evenly over the folds.
 

@@ -6,8 +6,8 @@ The path, in order:
    arrays); the columns are mapped to model inputs (``columns="auto"`` infers
    each column's kind and prints what it decided).
 2. **Split**: without ``valid``, a seeded, stratified ``valid_fraction`` of
-   ``train`` is held out. The validation split drives early stopping and the
-   best-weights restore; ``test`` is evaluated once, at the end.
+   ``train`` is held out (with ``group=``, whole groups: new speakers). The
+   validation split drives early stopping and the best-weights restore; ``test`` is evaluated once, at the end.
 3. **Model**: ``model="auto"`` sizes one branch per input to the data (image
    size, clip length, vocabulary) and takes the head from the label;
    ``model=ZOO_NAME`` builds a zoo model with its input overrides.
@@ -547,20 +547,44 @@ def _datasets(plan, manifest, batch_size, seed, shuffle, on_error):
                                  seed=seed, on_error=on_error)
 
 
-def _split_train_valid(manifest, plan, valid_fraction, seed):
+def _check_group(group, manifest, label, columns, valid, folds):
+    """Validates ``fit(group=...)``; returns ``columns`` with the group column kept out of ``"auto"``."""
+    if not isinstance(group, str) or not group:
+        raise FitError(f"`group` must be a column name. Received: group={group!r}")
+    if group not in manifest.columns:
+        raise FitError(f"group: column {group!r} is not in the data; it has {', '.join(manifest.columns)}")
+    if group == label:
+        raise FitError(f"group: the label column {label!r} cannot also be the group column")
+    if valid is not None:
+        raise FitError("group: splits the validation rows off `train`; with `valid` given there is nothing to split "
+                       "(hold out whole groups in `valid` yourself, or drop one of the two)")
+    if folds is not None:
+        raise FitError("group: the K folds of `folds` are stratified, not grouped; pass one of `group` or `folds`")
+    missing = [i for i, record in enumerate(manifest.records) if record.get(group) in (None, "")]
+    if missing:
+        raise FitError(f"group: {len(missing)} training rows have no {group!r} value (first: row {missing[0]})")
+    if columns is None or columns == "auto":
+        return {c: ("ignore" if c == group else "auto") for c in manifest.columns if c != label}
+    return columns
+
+
+def _split_train_valid(manifest, plan, valid_fraction, seed, group=None):
     from mmzoo.data import splits  # noqa: PLC0415
 
     if not 0 < valid_fraction < 1:
         raise FitError(f"valid_fraction must be in (0, 1). Received: valid_fraction={valid_fraction!r}")
     targets = plan.label.targets(manifest)
     try:
-        if plan.task == "regression":
+        if group is not None:
+            train_idx, valid_idx = splits.group_split([str(r[group]) for r in manifest.records], valid_fraction,
+                                                      seed=seed)
+        elif plan.task == "regression":
             train_idx, valid_idx = splits.stratified_split([row[0] for row in targets], valid_fraction, seed=seed,
                                                            stratify=False)
         else:  # class indices, or multi-hot rows (stratified on the label set)
             train_idx, valid_idx = splits.stratified_split(targets, valid_fraction, seed=seed)
     except ValueError as error:
-        raise FitError(f"valid_fraction: {error}") from None
+        raise FitError(f"{'group' if group is not None else 'valid_fraction'}: {error}") from None
     if len(valid_idx) == 0 or len(train_idx) == 0:
         raise FitError(f"valid_fraction={valid_fraction} leaves an empty split of {len(manifest)} rows")
     return manifest.subset(sorted(train_idx)), manifest.subset(sorted(valid_idx))
@@ -674,6 +698,7 @@ def fit(
     task=None,
     valid=None,
     valid_fraction=0.1,
+    group=None,
     test=None,
     model="auto",
     fusion="auto",
@@ -729,6 +754,13 @@ def fit(
         valid: Validation data (same forms); default: a seeded stratified
             ``valid_fraction`` of ``train``.
         valid_fraction: Fraction of ``train`` held out when ``valid`` is None.
+        group: A column whose values (a speaker, a patient, a site) stay on
+            one side of the train/valid split: whole groups, at least
+            ``valid_fraction`` of the rows, are held out
+            (``mmzoo.data.splits.group_split``), so early stopping,
+            ``fusion="auto"`` and the ensemble's weights are chosen on groups
+            the model never saw, as a test on new speakers needs. With
+            ``columns="auto"`` the group column is not an input.
         test: Test data, evaluated once at the end (never used for selection).
         model: ``"auto"`` (branches sized to the data; with several inputs
             each branch's features are layer-normalised before the fusion)
@@ -799,11 +831,13 @@ def fit(
         _check_writable(output_dir)
     train_manifest, _ = _load(train, "train")
     full_train_manifest = train_manifest
+    if group is not None:
+        columns = _check_group(group, train_manifest, label, columns, valid, folds)
     if image_size is None and time_budget is not None and time_budget < BUDGET_SMALL_IMAGES_BELOW:
         image_size = BUDGET_IMAGE_SIDE  # a short search trains a model it can finish: smaller images
     plan = plan_data(train_manifest, label, columns, modalities, verbose=bool(verbose), image_size=image_size)
     if valid is None:
-        train_manifest, valid_manifest = _split_train_valid(train_manifest, plan, valid_fraction, seed)
+        train_manifest, valid_manifest = _split_train_valid(train_manifest, plan, valid_fraction, seed, group)
     else:
         valid_manifest = _load(valid, "valid")[0]
     test_manifest = _load(test, "test")[0] if test is not None else None
@@ -856,7 +890,7 @@ RETRIEVAL_OPTIONS = ("train", "columns", "valid", "valid_fraction", "test", "epo
                      "patience", "image_size", "callbacks", "tensorboard", "output_dir", "seed", "on_error", "verbose")
 CLASSIFIER_DEFAULTS = {"label": None, "model": "auto", "fusion": "auto", "modalities": None, "modality_dropout": 0.0,
                        "auxiliary_loss_weight": None, "gradient_modulation": None, "dropout": 0.3, "hidden": (128,),
-                       "time_budget": None, "folds": None}
+                       "time_budget": None, "folds": None, "group": None}
 
 
 def _fit_retrieval(arguments):

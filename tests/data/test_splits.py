@@ -109,3 +109,26 @@ def test_stratified_kfold_speakers_and_rare_classes(fsdd_speakers, caplog):
     for bad in (1, 0, 12, 2.0, True):
         with pytest.raises(ValueError, match=r"Received: k="):
             splits.stratified_kfold(labels, bad)
+
+
+def test_group_split_holds_out_whole_groups_seeded():
+    from mmzoo.data.splits import group_split
+
+    groups = np.repeat(["george", "jackson", "lucas", "nicolas", "theo"], [50, 30, 40, 60, 20])
+    train, valid = group_split(groups, 0.25, seed=3)
+    assert sorted(np.concatenate([train, valid]).tolist()) == list(range(len(groups)))
+    assert not set(groups[train]) & set(groups[valid])  # no group on both sides
+    assert len(valid) >= 0.25 * len(groups) and len(set(groups[valid])) < 5
+    again = group_split(groups, 0.25, seed=3)
+    np.testing.assert_array_equal(valid, again[1])
+    # Validation never takes every group, however large the fraction.
+    assert len(set(groups[group_split(groups, 0.99)[0]])) == 1
+
+
+def test_group_split_refuses_one_group_and_bad_fractions():
+    from mmzoo.data.splits import group_split
+
+    with pytest.raises(ValueError, match="at least two distinct values"):
+        group_split(["a", "a", "a"], 0.3)
+    with pytest.raises(ValueError, match="fraction"):
+        group_split(["a", "b"], 1.0)

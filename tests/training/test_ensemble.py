@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import mmzoo
 from mmzoo import branches, fusion, heads
@@ -47,3 +48,56 @@ def test_each_branch_trains_alone_and_the_weights_fit_validation(av_data):
 def test_needs_a_weighted_late_fusion_model():
     with pytest.raises(ValueError, match="mode='weighted'"):
         ensemble.branch_models(_late_model("mean"))
+
+
+def _arrays(ds):
+    xs, ys = [], []
+    for x, y in ds:
+        xs.append({k: v.numpy() for k, v in x.items()})
+        ys.append(y.numpy())
+    return {k: np.concatenate([b[k] for b in xs]) for k in xs[0]}, np.concatenate(ys)
+
+
+def test_out_of_group_logits_predict_each_group_with_branches_that_never_saw_it(av_data):
+    x, y = _arrays(av_data[0].take(3))
+    groups = np.where(np.arange(len(y)) % 3 == 0, "george", "lucas")
+    built = []
+
+    def build():
+        built.append(_late_model())
+        return built[-1]
+
+    logits, targets = ensemble.out_of_group_logits(build, x, y, groups, epochs=1)
+    assert len(built) == 2 and set(logits) == {"image", "audio"}
+    np.testing.assert_array_equal(targets, y)
+    for model, group in zip(built, ("george", "lucas")):  # np.unique order
+        held_out = groups == group
+        ds = tf.data.Dataset.from_tensor_slices(({k: v[held_out] for k, v in x.items()}, y[held_out])).batch(64)
+        expected, _ = ensemble.branch_logits(model, ds)
+        for name in ("image", "audio"):
+            np.testing.assert_allclose(logits[name][held_out], expected[name], rtol=1e-4, atol=1e-4)
+
+    model = _late_model()
+    weights = ensemble.fit_weights_to_logits(model, logits, targets, steps=50)
+    assert set(weights) == {"image", "audio"} and abs(sum(weights.values()) - 1) < 1e-3
+    fitted = model.get_layer("fusion").weight_logits.numpy()
+    np.testing.assert_allclose(np.exp(fitted) / np.exp(fitted).sum(), list(weights.values()), atol=1e-3)
+
+
+def test_out_of_group_logits_and_weights_refuse_bad_arguments(av_data):
+    x, y = _arrays(av_data[0].take(1))
+    with pytest.raises(ValueError, match="two distinct values"):
+        ensemble.out_of_group_logits(_late_model, x, y, np.zeros(len(y)), epochs=1)
+    with pytest.raises(ValueError, match="`groups` has 3 entries"):
+        ensemble.out_of_group_logits(_late_model, x, y, np.arange(3), epochs=1)
+    model = _late_model()
+    with pytest.raises(ValueError, match="one entry per input"):
+        ensemble.fit_weights_to_logits(model, {"image": np.zeros((len(y), 10))}, y)
+    with pytest.raises(ValueError, match=r"`logits\['audio'\]` has 2 rows"):
+        ensemble.fit_weights_to_logits(model, {"image": np.zeros((len(y), 10)), "audio": np.zeros((2, 10))}, y)
+
+
+def test_branches_train_all_epochs_without_validation(av_data):
+    model = _late_model()
+    runs = ensemble.fit_branches(model, av_data[0].take(2), None, epochs=2)
+    assert all(r["best_epoch"] == 2 and len(r["history"]["loss"]) == 2 for r in runs.values())

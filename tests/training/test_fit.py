@@ -135,6 +135,10 @@ def test_cli_fit_and_evaluate_json(emoji_dir, tmp_path):
         (["--label", "group", "--test", "/no/such/test.jsonl"], "test: file not found"),
         (["--label", "group", "--text", "annotation", "--valid-fraction", "1.5"], "valid_fraction"),
         (["--label", "group", "--image", "annotation", "--epochs", "0"], "--epochs must be positive"),
+        (["--label", "group", "--group", "nope"], "group: column 'nope' is not in the data"),
+        (["--label", "group", "--group", "group"], "the label column 'group' cannot also be the group column"),
+        (["--label", "group", "--group", "tags", "--folds", "2"], "pass one of `group` or `folds`"),
+        (["--label", "group", "--group", "tags", "--valid", "x.jsonl"], "with `valid` given there is nothing"),
     ],
 )
 def test_fit_errors_are_one_line_with_exit_code_2(emoji_dir, tmp_path, capsys, args, message):
@@ -253,3 +257,19 @@ def test_fit_and_evaluate_read_and_write_a_tensorflow_file_system(shared_data, t
     assert report["accuracy"] == pytest.approx(result.valid["accuracy"])
     assert {"report.json", "report_confusion_matrix.png"} <= set(tf.io.gfile.listdir(f"{root}/eval"))
     assert not any(tmp_path.iterdir())
+
+
+def test_fit_with_group_validates_on_held_out_speakers_and_keeps_the_group_out_of_the_inputs(shared_data, tmp_path):
+    from mmzoo.data import splits
+
+    recordings = shared_data / "fsdd" / "recordings"
+    lines = ["audio,speaker,digit"]
+    for speaker in ("george", "jackson", "lucas", "nicolas"):
+        for digit in range(3):
+            lines += [f"{recordings / f'{digit}_{speaker}_{i}.wav'},{speaker},{digit}" for i in range(4)]
+    (tmp_path / "train.csv").write_text("\n".join(lines) + "\n")
+    result = mmzoo.fit(str(tmp_path / "train.csv"), label="digit", group="speaker", epochs=1, verbose=0)
+    assert result.plan.kinds == {"audio": "audio", "speaker": "ignore"} and list(result.plan.features) == ["audio"]
+    speakers = [line.split(",")[1] for line in lines[1:]]
+    _, valid = splits.group_split(speakers, 0.1, seed=0)
+    assert result.valid["num_examples"] == len(valid) == 12  # one whole speaker
