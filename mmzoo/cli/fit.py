@@ -38,6 +38,9 @@ def _data_arguments(parser):
     parser.add_argument("--valid", metavar="FILE", help="validation manifest (default: a stratified fraction of train)")
     parser.add_argument("--valid-fraction", type=float, default=0.1, metavar="F",
                         help="held-out fraction of train when --valid is not given (default: %(default)s)")
+    parser.add_argument("--group", metavar="COL",
+                        help="keep each value of this column (a speaker, a patient) on one side of the train/valid "
+                        "split: validation holds out whole groups, so selection reflects new ones")
     parser.add_argument("--test", metavar="FILE", help="test manifest (evaluated once, at the end)")
     parser.add_argument("--epochs", type=int, default=30, help="most epochs; early stopping (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size (default: %(default)s)")
@@ -62,9 +65,6 @@ def add_parsers(subparsers):
                      help="epochs without validation improvement before stopping (default: %(default)s)")
     fit.add_argument("--time-budget", type=float, metavar="S", help="seconds of KerasTuner search")
     fit.add_argument("--folds", type=int, metavar="K", help="also run stratified K-fold cross-validation")
-    fit.add_argument("--group", metavar="COL",
-                     help="keep each value of this column (a speaker, a patient) on one side of the train/valid "
-                     "split: validation holds out whole groups, so selection reflects new ones")
     fit.add_argument("--tensorboard", metavar="DIR", help="TensorBoard log folder")
     fit.add_argument("--quiet", action="store_true", help="no per-epoch progress")
 
@@ -136,7 +136,8 @@ def run(args):
 
             table = compare_lib.compare(
                 args.train, args.label, _columns(args), valid=args.valid, valid_fraction=args.valid_fraction,
-                test=args.test, fusions=tuple(f for f in args.fusions.split(",") if f), seeds=args.seeds,
+                group=args.group, test=args.test, fusions=tuple(f for f in args.fusions.split(",") if f),
+                seeds=args.seeds,
                 epochs=args.epochs, batch_size=args.batch_size, image_size=args.image_size, output_dir=args.output_dir,
                 seed=args.seed, verbose=1,
             )

@@ -57,9 +57,9 @@ class Comparison:
         return "\n".join(lines)
 
 
-def compare(train, label, columns="auto", valid=None, valid_fraction=0.1, test=None, fusions=DEFAULT_FUSIONS,
-            singles=True, seeds=3, epochs=30, batch_size=32, learning_rate=1e-3, dropout=0.3, hidden=(128,),
-            patience=5, image_size=None, output_dir=None, seed=0, verbose=0):
+def compare(train, label, columns="auto", valid=None, valid_fraction=0.1, group=None, test=None,
+            fusions=DEFAULT_FUSIONS, singles=True, seeds=3, epochs=30, batch_size=32, learning_rate=1e-3, dropout=0.3,
+            hidden=(128,), patience=5, image_size=None, output_dir=None, seed=0, verbose=0):
     """Trains every single input and each fusion on one split with several seeds; returns the table.
 
     Args:
@@ -68,6 +68,7 @@ def compare(train, label, columns="auto", valid=None, valid_fraction=0.1, test=N
         columns: Column kinds (see ``mmzoo.fit``).
         valid: Validation data; default a stratified ``valid_fraction`` of train (one split for all runs).
         valid_fraction: Held-out fraction when ``valid`` is None.
+        group: Hold whole groups of this column out as validation (see ``mmzoo.fit``).
         test: Test data (scores are measured here when given).
         fusions: Fusion kinds to try on all inputs.
         singles: Also train each input alone.
@@ -99,9 +100,11 @@ def compare(train, label, columns="auto", valid=None, valid_fraction=0.1, test=N
     if output_dir is not None:
         fit_lib._check_writable(output_dir)
     manifest, _ = fit_lib._load(train, "train")
+    if group is not None:
+        columns = fit_lib._check_group(group, manifest, label, columns, valid, None)
     plan = fit_lib.plan_data(manifest, label, columns, verbose=bool(verbose), image_size=image_size)
     if valid is None:
-        train_m, valid_m = fit_lib._split_train_valid(manifest, plan, valid_fraction, seed)
+        train_m, valid_m = fit_lib._split_train_valid(manifest, plan, valid_fraction, seed, group)
     else:
         train_m, valid_m = manifest, fit_lib._load(valid, "valid")[0]
     test_m = fit_lib._load(test, "test")[0] if test is not None else None

@@ -6,9 +6,11 @@ branch and head *alone*, each with its own early stopping, and only then
 combining them, sidesteps that: each encoder learns all it can from its own
 modality. Du et al. ("On Uni-Modal Feature Learning in Supervised
 Multi-Modal Learning", ICML 2023) found such a uni-modal ensemble at or above
-joint training on several benchmarks; on our OpenMoji groups task it is the
-fused model that beats the best single modality (see the README's fusion
-table).
+joint training on several benchmarks. Its weights are only as good as the
+data they are fit on: when the test holds new groups (a speaker never
+heard), fit them on held-out groups too (``fit(group=...)``, or
+``out_of_group_logits`` for cross-fitting). On leave-one-speaker-out
+AV-digits that is what makes fusion pay (the README's "A new speaker").
 
 The result is an ordinary late-fusion Keras model (``compose`` with
 ``fusion.late("weighted")``): each branch's ``Dense`` stack and logits, a

@@ -273,3 +273,16 @@ def test_fit_with_group_validates_on_held_out_speakers_and_keeps_the_group_out_o
     speakers = [line.split(",")[1] for line in lines[1:]]
     _, valid = splits.group_split(speakers, 0.1, seed=0)
     assert result.valid["num_examples"] == len(valid) == 12  # one whole speaker
+    from mmzoo.training import compare as compare_lib
+
+    table = compare_lib.compare(str(tmp_path / "train.csv"), "digit", group="speaker", fusions=(), seeds=1, epochs=1)
+    assert [r["name"] for r in table.rows] == ["audio"] and table.split == "valid"
+
+
+def test_cli_compare_names_a_bad_group_column(emoji_dir, tmp_path, capsys):
+    from mmzoo.cli.main import main
+
+    code = main(["compare", str(emoji_dir / "train.jsonl"), "--label", "group", "--text", "annotation",
+                 "--group", "speaker", "--output-dir", str(tmp_path / "cmp")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "group: column 'speaker' is not in the data" in err[0], err
