@@ -137,8 +137,8 @@ def run(args):
             table = compare_lib.compare(
                 args.train, args.label, _columns(args), valid=args.valid, valid_fraction=args.valid_fraction,
                 group=args.group, test=args.test, fusions=tuple(f for f in args.fusions.split(",") if f),
-                seeds=args.seeds,
-                epochs=args.epochs, batch_size=args.batch_size, image_size=args.image_size, output_dir=args.output_dir,
+                seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size, image_size=args.image_size,
+                output_dir=args.output_dir,
                 seed=args.seed, verbose=1,
             )
             print(table.markdown())

@@ -7,7 +7,8 @@ The path, in order:
    each column's kind and prints what it decided).
 2. **Split**: without ``valid``, a seeded, stratified ``valid_fraction`` of
    ``train`` is held out (with ``group=``, whole groups: new speakers). The
-   validation split drives early stopping and the best-weights restore; ``test`` is evaluated once, at the end.
+   validation split drives early stopping and the best-weights restore;
+   ``test`` is evaluated once, at the end.
 3. **Model**: ``model="auto"`` sizes one branch per input to the data (image
    size, clip length, vocabulary) and takes the head from the label;
    ``model=ZOO_NAME`` builds a zoo model with its input overrides.
