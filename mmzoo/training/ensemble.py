@@ -204,7 +204,7 @@ def fit_weights_to_logits(model, logits, targets, steps=WEIGHT_STEPS, learning_r
 
 
 def out_of_group_logits(build_model, inputs, targets, groups, epochs, batch_size=32, learning_rate=1e-3, seed=0,
-                        verbose=0):
+                        verbose=0, return_models=False):
     """Cross-fitted branch logits: each group predicted by branches that never saw it.
 
     For every distinct value of ``groups`` (a speaker, a patient, a site),
@@ -230,10 +230,13 @@ def out_of_group_logits(build_model, inputs, targets, groups, epochs, batch_size
         learning_rate: Adam learning rate.
         seed: Seed of the shuffling.
         verbose: Keras verbosity.
+        return_models: Also return the cross-fitted models (one per group,
+            in sorted group order), e.g. to ``bag`` them with the final one.
 
     Returns:
         ``({input name: (N, units) array}, targets array)``, row ``i``
-        predicted by branches trained without ``groups[i]``'s rows.
+        predicted by branches trained without ``groups[i]``'s rows; with
+        ``return_models``, ``(logits, targets, models)``.
 
     Raises:
         ValueError: If ``groups`` has fewer than two distinct values or its
@@ -253,7 +256,7 @@ def out_of_group_logits(build_model, inputs, targets, groups, epochs, batch_size
     distinct = np.unique(groups)
     if len(distinct) < 2:
         raise ValueError(f"`groups` needs at least two distinct values to hold one out. Received: {distinct.tolist()}")
-    out = None
+    out, models = None, []
     for group in distinct:
         held_out = groups == group
         model = build_model()
@@ -268,4 +271,68 @@ def out_of_group_logits(build_model, inputs, targets, groups, epochs, batch_size
             out = {n: np.zeros((len(targets), *z.shape[1:]), np.float32) for n, z in logits.items()}
         for n, z in logits.items():
             out[n][held_out] = z
-    return out, targets
+        if return_models:
+            models.append(model)
+    return (out, targets, models) if return_models else (out, targets)
+
+
+def bag(model, members, name=None):
+    """A late-fusion model whose branch logits are the mean over ``model`` and ``members``.
+
+    Bagging lowers the variance of each modality's prediction: the
+    cross-fitted models of ``out_of_group_logits(..., return_models=True)``
+    were each trained without one group, so averaging their branch logits
+    with those of ``model`` (trained on every group) costs no extra
+    training. The result keeps ``model``'s fusion weights and head (the
+    layers are shared, not copied), and its averaged logits layers are named
+    ``{input}_logits``, so it is itself a late-fusion model for this module,
+    and it saves (``safe_mode=True``), exports and serves like one; it is
+    ``1 + len(members)`` times the size and prediction cost.
+
+    Args:
+        model: A ``compose`` model with ``fusion.late("weighted")``.
+        members: Models of the same inputs and heads (e.g. the cross-fitted
+            ones), each a ``compose`` model with ``fusion.late("weighted")``.
+        name: Name of the bagged model (default ``{model.name}_bagged``).
+
+    Returns:
+        A ``keras.Model`` with ``model``'s inputs and output.
+
+    Raises:
+        ValueError: If ``members`` is empty, or a member is not a late-fusion
+            model of the same inputs and logits shapes as ``model``.
+
+    Example::
+
+        logits, y, members = out_of_group_logits(build, x, y, groups=speakers, epochs=10, return_models=True)
+        fit_weights_to_logits(model, logits, y)
+        served = bag(model, members)   # the mean of 1 + len(groups) models' branch logits
+    """
+    fusion = _late_fusion(model)
+    members = list(members)
+    if not members:
+        raise ValueError("`members` must hold at least one model to bag with `model`.")
+    names = list(model.input)  # the order ``compose`` gave the fusion its logits
+    shapes = {n: tuple(model.get_layer(f"{n}_logits").output.shape[1:]) for n in names}
+    for i, member in enumerate(members):
+        _late_fusion(member)
+        member_shapes = {}
+        for n in member.input:
+            try:
+                member_shapes[n] = tuple(member.get_layer(f"{n}_logits").output.shape[1:])
+            except ValueError:
+                member_shapes[n] = None
+        if member_shapes != shapes:
+            raise ValueError(f"`members[{i}]` ({member.name!r}) must have the inputs and logits shapes of "
+                             f"{model.name!r}: {shapes}. Received: {member_shapes}")
+    inputs = {n: keras.Input(shape=model.input[n].shape[1:], dtype=model.input[n].dtype, name=n)
+              for n in model.input}
+    all_logits = {n: [] for n in names}
+    for i, member in enumerate([model, *members]):
+        logits_model = keras.Model(member.input, {n: member.get_layer(f"{n}_logits").output for n in names},
+                                   name=f"member{i}")
+        for n, z in logits_model(inputs).items():
+            all_logits[n].append(z)
+    averaged = [keras.layers.Average(name=f"{n}_logits")(all_logits[n]) for n in names]
+    outputs = model.get_layer("output")(fusion(averaged))
+    return keras.Model(inputs, outputs, name=name or f"{model.name}_bagged")

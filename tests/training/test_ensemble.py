@@ -13,8 +13,8 @@ from mmzoo.datasets import av_digits_recipe
 from mmzoo.training import ensemble
 
 
-def _late_model(mode="weighted"):
-    keras.utils.set_random_seed(0)
+def _late_model(mode="weighted", seed=0):
+    keras.utils.set_random_seed(seed)
     image = branches.image_cnn((28, 28, 1), filters=(4,), name="image")
     audio = branches.audio_spectrogram_cnn(4000, 8000, filters=(4,), name="audio")
     return mmzoo.compose([image, audio], fusion=fusion.late(mode), head=heads.multiclass(10), hidden=(8,))
@@ -65,8 +65,9 @@ def test_out_of_group_logits_predict_each_group_with_branches_that_never_saw_it(
         built.append(_late_model())
         return built[-1]
 
-    logits, targets = ensemble.out_of_group_logits(build, x, y, groups, epochs=1)
+    logits, targets, models = ensemble.out_of_group_logits(build, x, y, groups, epochs=1, return_models=True)
     assert len(built) == 2 and set(logits) == {"image", "audio"}
+    assert [id(m) for m in models] == [id(m) for m in built]
     np.testing.assert_array_equal(targets, y)
     for model, group in zip(built, ("george", "lucas")):  # np.unique order
         held_out = groups == group
@@ -99,3 +100,41 @@ def test_branches_train_all_epochs_without_validation(av_data):
     model = _late_model()
     runs = ensemble.fit_branches(model, av_data[0].take(2), None, epochs=2)
     assert all(r["best_epoch"] == 2 and len(r["history"]["loss"]) == 2 for r in runs.values())
+
+
+def test_bag_averages_the_branch_logits_and_round_trips(tmp_path):
+    x, y = _arrays(48)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    model, *members = (_late_model(seed=seed) for seed in range(3))
+    model.get_layer("fusion").weight_logits.assign([0.8, -0.4])
+    bagged = ensemble.bag(model, members)
+    assert bagged.name == f"{model.name}_bagged" and list(bagged.input) == list(model.input)
+
+    each = [ensemble.branch_logits(m, ds)[0] for m in (model, *members)]
+    logits, _ = ensemble.branch_logits(bagged, ds)  # still a late-fusion model for this module
+    for name in ("image", "audio"):
+        np.testing.assert_allclose(logits[name], np.mean([e[name] for e in each], axis=0), rtol=1e-4, atol=1e-5)
+    weights = np.exp([0.8, -0.4]) / np.exp([0.8, -0.4]).sum()
+    first, second = list(model.input)
+    combined = weights[0] * logits[first] + weights[1] * logits[second]
+    expected = np.asarray(tf.nn.softmax(combined))
+    predicted = bagged.predict(x, verbose=0)
+    np.testing.assert_allclose(predicted, expected, rtol=1e-4, atol=1e-5)
+
+    bagged.save(tmp_path / "bagged.keras")
+    reloaded = keras.saving.load_model(tmp_path / "bagged.keras", safe_mode=True)
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), predicted, rtol=1e-5, atol=1e-6)
+
+
+def test_bag_refuses_members_that_do_not_match():
+    model = _late_model()
+    with pytest.raises(ValueError, match="at least one model"):
+        ensemble.bag(model, [])
+    keras.utils.set_random_seed(0)
+    image = branches.image_cnn((28, 28, 1), filters=(4,), name="image")
+    other = mmzoo.compose([image, branches.audio_spectrogram_cnn(4000, 8000, filters=(4,), name="audio")],
+                          fusion=fusion.late("weighted"), head=heads.multiclass(5), hidden=(8,))
+    with pytest.raises(ValueError, match=r"`members\[0\]`"):
+        ensemble.bag(model, [other])
+    with pytest.raises(ValueError, match="mode='weighted'"):
+        ensemble.bag(model, [_late_model("mean")])
