@@ -102,7 +102,7 @@ def test_branches_train_all_epochs_without_validation(av_data):
     assert all(r["best_epoch"] == 2 and len(r["history"]["loss"]) == 2 for r in runs.values())
 
 
-def test_bag_averages_the_branch_logits_and_round_trips(tmp_path):
+def test_bag_averages_the_branch_logits_round_trips_and_exports(tmp_path):
     x, y = _arrays(48)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
     model, *members = (_late_model(seed=seed) for seed in range(3))
@@ -124,6 +124,9 @@ def test_bag_averages_the_branch_logits_and_round_trips(tmp_path):
     bagged.save(tmp_path / "bagged.keras")
     reloaded = keras.saving.load_model(tmp_path / "bagged.keras", safe_mode=True)
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), predicted, rtol=1e-5, atol=1e-6)
+    served = tf.saved_model.load(mmzoo.export(bagged, str(tmp_path / "export"))).signatures["serving_default"]
+    out = served(**{k: tf.constant(v) for k, v in x.items()})["probabilities"].numpy()
+    np.testing.assert_allclose(out, predicted, rtol=1e-5, atol=1e-6)
 
 
 def test_bag_refuses_members_that_do_not_match():
