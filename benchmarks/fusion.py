@@ -84,12 +84,14 @@ def _accuracy(model, x, y):
 
 def _branch_accuracies(model, x, y):
     """``{input: accuracy}`` of a late-fusion model's branches alone (argmax of each ``{input}_logits``)."""
-    import keras
     import numpy as np
+    import tensorflow as tf
 
-    branches = keras.Model(model.input, {n: model.get_layer(f"{n}_logits").output for n in model.input})
-    logits = branches.predict(x, batch_size=256, verbose=0)
-    return {n: float((z.argmax(-1) == np.asarray(y).ravel()).mean()) for n, z in logits.items()}
+    from mmzoo.training import ensemble
+
+    dataset = tf.data.Dataset.from_tensor_slices((x, np.asarray(y).ravel())).batch(256)
+    logits, targets = ensemble.branch_logits(model, dataset)
+    return {n: float((z.argmax(-1) == targets).mean()) for n, z in logits.items()}
 
 
 def _arrays(ds):
