@@ -81,7 +81,8 @@ def _parser():
              "cores, else float32 (default: %(default)s)",
     )
     train.add_argument(
-        "--steps-per-execution", type=int, default=1, metavar="N", help="steps per tf.function call (default: 1)"
+        "--steps-per-execution", type=int, default=1, metavar="N",
+        help="steps per tf.function call; must divide an epoch's steps on one machine (default: %(default)s)",
     )
     train.add_argument(
         "--backup-dir", default=None, metavar="DIR",

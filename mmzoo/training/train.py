@@ -94,7 +94,10 @@ def train_and_evaluate(
             else float32); the Keras global policy while building and
             training, restored afterwards. The metrics file records the one
             used.
-        steps_per_execution: Training steps per ``tf.function`` call.
+        steps_per_execution: Training steps per ``tf.function`` call. On one
+            machine it must divide the training steps of an epoch: Keras runs
+            whole calls, so 8 per call on an epoch of 57 steps would train 64
+            steps and take the first 7 batches of the next epoch.
         backup_dir: Folder for ``mmzoo.training.backup.TrainingBackup`` (the
             training state after each epoch, random-generator states
             included; a restarted run resumes there, gets the full history
@@ -113,8 +116,9 @@ def train_and_evaluate(
 
     Raises:
         ValueError: If ``model_name`` has no bundled dataset, an argument is
-            invalid, or ``output_dir`` / ``backup_dir`` cannot be written
-            (checked before training).
+            invalid (``steps_per_execution`` not dividing an epoch's steps), or
+            ``output_dir`` / ``backup_dir`` cannot be written (checked before
+            training).
 
     Example::
 
@@ -161,6 +165,13 @@ def train_and_evaluate(
         train_ds, steps_per_epoch = _epoch_seeded_train_ds(
             load, batch_size, seed, TrainingBackup.epochs_done(backup_dir), epochs
         )
+        if steps_per_epoch % steps_per_execution:
+            divisors = [d for d in range(1, steps_per_epoch + 1) if steps_per_epoch % d == 0]
+            raise ValueError(
+                f"`steps_per_execution` must divide the {steps_per_epoch} training steps of an epoch (batch_size="
+                f"{batch_size}): Keras runs whole calls, so an epoch would run into the next one's batches. "
+                f"Divisors: {', '.join(map(str, divisors))}. Received: steps_per_execution={steps_per_execution}"
+            )
 
     with distribute.precision_policy(precision):
         with strategy.scope():

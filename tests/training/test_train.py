@@ -25,7 +25,7 @@ def _cli(*args, timeout=120):
 
 def test_main_job_beats_chance_widely_and_writes_outputs(tmp_path):
     result = train.train_and_evaluate(
-        epochs=4, output_dir=str(tmp_path), verbose=0, seed=0, steps_per_execution=4, precision="float32",
+        epochs=4, output_dir=str(tmp_path), verbose=0, seed=0, steps_per_execution=3, precision="float32",
         image_filters=(8, 16), audio_filters=(8, 16), hidden=(64,), learning_rate=3e-3,
     )
     assert result["test"]["accuracy"] >= 0.6, result["test"]
@@ -44,6 +44,26 @@ def test_main_job_beats_chance_widely_and_writes_outputs(tmp_path):
     clean_inputs, clean_labels = av_digits.load_arrays(degraded=False)["test"]
     clean = np.argmax(result["model"].predict(clean_inputs, verbose=0), -1)
     assert (clean == clean_labels).mean() >= 0.8
+
+
+def test_steps_per_execution_keeps_the_epochs_and_weights_of_one_step_per_call(tmp_path):
+    # 1,800 train pairs at batch 32: 57 steps an epoch, 3 per call divides them.
+    kwargs = {"epochs": 2, "verbose": 0, "export_model": False, "image_filters": (4,), "audio_filters": (4,),
+              "hidden": (8,)}
+    three = train.train_and_evaluate(output_dir=str(tmp_path / "three"), steps_per_execution=3, **kwargs)
+    one = train.train_and_evaluate(output_dir=str(tmp_path / "one"), steps_per_execution=1, **kwargs)
+    assert three["model"].steps_per_execution == 3
+    assert int(three["model"].optimizer.iterations) == int(one["model"].optimizer.iterations) == 2 * 57
+    for a, b in zip(three["model"].get_weights(), one["model"].get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)  # the same steps (bit-equal here, not promised)
+
+
+def test_steps_per_execution_that_does_not_divide_an_epoch_is_refused(tmp_path):
+    # Keras runs whole calls: 8 per call would train 64 steps an epoch and eat into the next epoch's batches.
+    with pytest.raises(ValueError, match=r"must divide the 57 training steps.*Divisors: 1, 3, 19, 57\. "
+                                         r"Received: steps_per_execution=8"):
+        train.train_and_evaluate(epochs=1, output_dir=str(tmp_path), verbose=0, export_model=False,
+                                 steps_per_execution=8, image_filters=(4,), audio_filters=(4,), hidden=(8,))
 
 
 def test_precision_is_applied_then_restored(tmp_path):
