@@ -16,6 +16,11 @@ only (``keras.src`` is imported nowhere else).
   overrides such as ``mmzoo.balance.FusionModel``.
 * ``tensor_consumers(model)`` / ``call_count(layer)``: the functional graph's
   edges (private ``_inbound_nodes``), for ``mmzoo.training.frontend``.
+* ``submodel(inputs, outputs, name)``: a functional model from intermediate
+  tensors that leaves the source model saveable (Keras 3.15 re-points the
+  ``keras.Input`` tensors among ``inputs`` at the cloned nodes, so the source
+  model's ``get_config`` then fails with "could not find node key"), for
+  ``mmzoo.training.frontend``.
 * ``set_initial_epoch(model, epoch)``: where ``fit`` starts, set from a
   callback's ``on_train_begin`` (private ``_initial_epoch``, the hook
   ``keras.callbacks.BackupAndRestore`` uses), for
@@ -163,6 +168,27 @@ def tensor_consumers(model):
 def call_count(layer):
     """How many times ``layer`` was called in functional graphs (1: one output tensor)."""
     return len(layer._inbound_nodes)
+
+
+def submodel(inputs, outputs, name=None):
+    """``keras.Model(inputs, outputs)`` for intermediate ``inputs``, leaving the model they come from intact.
+
+    When some ``inputs`` are intermediate tensors, Keras clones the graph
+    between them and ``outputs``, and the clone of an ``InputLayer`` node
+    re-points the ``keras.Input`` tensors among ``inputs`` (which it keeps as
+    they are) at the cloned node: the model those tensors came from no
+    longer serializes. Their history is put back; the submodel does not need
+    it (it keeps its own node map).
+    """
+    import keras  # noqa: PLC0415
+
+    flat = inputs.values() if isinstance(inputs, dict) else (inputs if isinstance(inputs, (list, tuple)) else [inputs])
+    histories = [(t, t._keras_history) for t in flat]
+    try:
+        return keras.Model(inputs, outputs, name=name)
+    finally:
+        for tensor, history in histories:
+            tensor._keras_history = history
 
 
 def set_initial_epoch(model, epoch):

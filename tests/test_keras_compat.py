@@ -142,6 +142,18 @@ def test_tensor_consumers_and_call_count_follow_the_functional_graph():
     assert _keras_compat.call_count(shared) == 2 and _keras_compat.call_count(left) == 1
 
 
+def test_submodel_from_an_input_and_an_intermediate_tensor_leaves_the_source_model_saveable(tmp_path):
+    raw, other = keras.Input((4,), name="raw"), keras.Input((3,), name="other")
+    features = keras.layers.Dense(2, name="features")(raw)
+    model = keras.Model({"raw": raw, "other": other},
+                        keras.layers.Dense(1, name="out")(keras.layers.Concatenate()([features, other])))
+    trunk = _keras_compat.submodel({"raw": features, "other": other}, model.output)
+    x = {"raw": keras.ops.ones((2, 4)), "other": keras.ops.ones((2, 3))}
+    np.testing.assert_allclose(trunk({"raw": model.get_layer("features")(x["raw"]), "other": x["other"]}), model(x))
+    model.save(tmp_path / "m.keras")  # plain keras.Model here: "could not find node key ..._ib-1"
+    np.testing.assert_allclose(keras.saving.load_model(tmp_path / "m.keras")(x), model(x), rtol=1e-6)
+
+
 def test_set_initial_epoch_makes_fit_start_there():
     class Resume(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):

@@ -101,9 +101,38 @@ def split(model):
     frontend = keras.Model(inputs, outputs, name=f"{model.name}_frontend")
     with warnings.catch_warnings():  # the features keep the input names as keys, not as tensor names
         warnings.filterwarnings("ignore", message="When providing `inputs` as a dict")
-        trunk = keras.Model(outputs, model.outputs if len(model.outputs) > 1 else model.outputs[0],
-                            name=f"{model.name}_trunk")
+        trunk = _keras_compat.submodel(outputs, model.outputs if len(model.outputs) > 1 else model.outputs[0],
+                                       name=f"{model.name}_trunk")
     return frontend, trunk
+
+
+def compiled_trunk(model):
+    """The trunk of ``model``, compiled like it, and the ``tf.data`` map function that computes its features.
+
+    Args:
+        model: A compiled functional model (see ``split``).
+
+    Returns:
+        ``(trunk, features)``: ``trunk`` shares the layers, weights and
+        optimizer of ``model`` (``trunk.fit`` trains ``model``);
+        ``features(inputs, *rest)`` returns ``(front-end features, *rest)``,
+        to ``map`` over batches of ``(inputs, labels)``.
+
+    Raises:
+        ValueError: If ``model`` is not compiled or cannot be split.
+    """
+    if getattr(model, "optimizer", None) is None or not model.compiled:
+        raise ValueError(f"`model` must be compiled (its loss, metrics and optimizer are shared with the trunk). "
+                         f"Received the uncompiled model {model.name!r}.")
+    frontend, trunk = split(model)
+    config = keras.saving.deserialize_keras_object(model.get_compile_config())
+    config["optimizer"] = model.optimizer
+    trunk.compile(**config)
+
+    def features(inputs, *rest):
+        return (frontend(inputs, training=False), *rest)
+
+    return trunk, features
 
 
 def cached(model, dataset, shuffle=False, batch_size=None, seed=None):
@@ -138,20 +167,10 @@ def cached(model, dataset, shuffle=False, batch_size=None, seed=None):
         trunk.fit(features, epochs=10)   # trains ``model``
         mmzoo.export(model, "saved_models/av_digits")   # the front end is still inside
     """
-    if getattr(model, "optimizer", None) is None or not model.compiled:
-        raise ValueError(f"`model` must be compiled (its loss, metrics and optimizer are shared with the trunk). "
-                         f"Received the uncompiled model {model.name!r}.")
-    frontend, trunk = split(model)
-    config = keras.saving.deserialize_keras_object(model.get_compile_config())
-    config["optimizer"] = model.optimizer
-    trunk.compile(**config)
-
-    def features(inputs, *rest):
-        return (frontend(inputs, training=False), *rest)
-
     if shuffle and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0):
         raise ValueError(f"`batch_size` must be a positive integer when `shuffle` is set. "
                          f"Received: batch_size={batch_size!r}")
+    trunk, features = compiled_trunk(model)
     out = dataset.map(features, num_parallel_calls=tf.data.AUTOTUNE).cache()
     if shuffle:
         examples = out.unbatch()

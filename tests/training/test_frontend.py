@@ -26,7 +26,7 @@ def test_trunk_of_the_frontend_equals_the_model(batches):
     np.testing.assert_allclose(trunk(features(x)), model(x), rtol=1e-5, atol=1e-6)
 
 
-def test_cached_features_equal_the_in_model_features_and_training_trains_the_model(batches):
+def test_cached_features_equal_the_in_model_features_and_training_trains_the_model(batches, tmp_path):
     keras.utils.set_random_seed(0)
     model = mmzoo.zoo.build_tiny("av_digits_concat")
     in_model = keras.Model(model.input, model.get_layer("audio_time_major").output)
@@ -42,6 +42,10 @@ def test_cached_features_equal_the_in_model_features_and_training_trains_the_mod
     x, _ = next(iter(batches))
     np.testing.assert_allclose(model.predict(x, verbose=0), trunk.predict(frontend.split(model)[0](x), verbose=0),
                                rtol=1e-5, atol=1e-6)
+    # The model, front end included, still saves and reloads in safe mode after its trunk was cut out and trained.
+    model.save(tmp_path / "model.keras")
+    reloaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     _, shuffled = frontend.cached(model, batches, shuffle=True, batch_size=16, seed=0)
     sizes = [int(y.shape[0]) for _, y in shuffled]
     assert sizes == [16] * 8 and sorted(np.concatenate([y for _, y in shuffled])) == sorted(
