@@ -89,6 +89,10 @@ def _parser():
         help="backup folder (local or gs://): the same command rerun after a kill resumes there",
     )
     train.add_argument("--jit-compile", action="store_true", help="force XLA compilation")
+    train.add_argument(
+        "--cache-frontend", action="store_true",
+        help="compute the audio front end (log-mel) once and cache it; the export keeps it (one machine)",
+    )
     train.add_argument("--deterministic", action="store_true", help="enable TensorFlow op determinism")
     train.add_argument("--tiny", action="store_true", help="the zoo's tiny version of the model (smoke runs, tests)")
     fit_cli.add_parsers(sub)
@@ -167,6 +171,7 @@ def _train(args):
             seed=args.seed, verbose=0 if args.quiet else 2, strategy=args.strategy, precision=args.precision,
             steps_per_execution=args.steps_per_execution, backup_dir=args.backup_dir,
             jit_compile=True if args.jit_compile else None, deterministic=args.deterministic,
+            cache_frontend=args.cache_frontend,
             **(zoo.get(args.model).tiny if args.tiny else {}),
         )
     except ValueError as error:

@@ -34,7 +34,7 @@ from mmzoo import _validation as check
 from mmzoo import datasets, zoo
 from mmzoo import heads as heads_lib
 from mmzoo.serving.saved_model import export
-from mmzoo.training import distribute, distributed_loop, plots
+from mmzoo.training import distribute, distributed_loop, frontend, plots
 from mmzoo.training.backup import TrainingBackup
 
 # Zoo models and the bundled dataset each one trains on.
@@ -60,6 +60,7 @@ def train_and_evaluate(
     backup_dir=None,
     jit_compile=None,
     deterministic=False,
+    cache_frontend=False,
     **overrides,
 ):
     """Trains a zoo model on its bundled dataset, evaluates it and exports it.
@@ -108,6 +109,12 @@ def train_and_evaluate(
             zoo model's default.
         deterministic: Enable TensorFlow op determinism (reproducible runs;
             stays on for the process).
+        cache_frontend: Compute the model's front end (level normalisation
+            and log-mel of the audio: ``mmzoo.training.frontend``) once, in
+            ``tf.data``, and cache it; each epoch then trains the model's
+            trunk on the cached features, in the same order, and the export
+            keeps the front end. One machine only (a ``ValueError`` under
+            several workers).
         **overrides: Builder arguments of the zoo model.
 
     Returns:
@@ -141,6 +148,8 @@ def train_and_evaluate(
         raise ValueError(
             f"`precision` must be one of {', '.join(distribute.PRECISION_CHOICES)}. Received: precision={precision!r}"
         )
+    if not isinstance(cache_frontend, bool):
+        raise ValueError(f"`cache_frontend` must be True or False. Received: cache_frontend={cache_frontend!r}")
     if jit_compile not in (None, True, False):
         raise ValueError(f"`jit_compile` must be None, True or False. Received: jit_compile={jit_compile!r}")
     if backup_dir is not None and not (isinstance(backup_dir, (str, os.PathLike)) and str(backup_dir)):
@@ -151,6 +160,9 @@ def train_and_evaluate(
     strategy = _resolve_strategy(strategy)
     precision = distribute.resolve_precision(precision, strategy)
     multi_worker = distribute.is_multi_worker(strategy)
+    if multi_worker and cache_frontend:
+        raise ValueError("`cache_frontend` works on one machine; under several workers (TF_CONFIG) train on raw "
+                         "inputs. Received: cache_frontend=True")
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(seed)
@@ -177,6 +189,13 @@ def train_and_evaluate(
         with strategy.scope():
             model = zoo.build(model_name, **overrides)
             _recompile(model, steps_per_execution, jit_compile)
+            trainer = model
+            if cache_frontend:  # the same batches, with the front end computed once and cached
+                trainer, features = frontend.compiled_trunk(model)
+                train_ds, _ = _epoch_seeded_train_ds(
+                    load, batch_size, seed, TrainingBackup.epochs_done(backup_dir), epochs, features
+                )
+                valid_ds = valid_ds.map(features, num_parallel_calls=tf.data.AUTOTUNE).cache()
         if multi_worker:
             history = distributed_loop.fit(
                 model, strategy, train_ds, epochs, batch_size, steps_per_execution, backup_dir, verbose
@@ -190,7 +209,7 @@ def train_and_evaluate(
                                                            restore_best_weights=True)]
             else:
                 callbacks = [backup]
-            fitted = model.fit(
+            fitted = trainer.fit(
                 train_ds, validation_data=valid_ds, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=verbose,
                 callbacks=callbacks,
             )
@@ -264,16 +283,20 @@ def _single_device_copy(model, model_name, overrides):
     return copy
 
 
-def _epoch_seeded_train_ds(load, batch_size, seed, first_epoch, epochs):
+def _epoch_seeded_train_ds(load, batch_size, seed, first_epoch, epochs, features=None):
     """Training batches of epochs ``first_epoch..epochs-1``, each shuffled by ``(seed, epoch)`` alone.
 
     A run resumed from a backup then sees exactly the batches the
     uninterrupted run would have seen, and a ``MirroredStrategy`` run the
-    same global batches as a single-device one. Returns ``(dataset,
-    steps_per_epoch)``.
+    same global batches as a single-device one. ``features`` (a map
+    function, ``frontend.compiled_trunk``'s) is applied once to the ordered
+    batches, whose results are cached and then shuffled for every epoch.
+    Returns ``(dataset, steps_per_epoch)``.
     """
     ordered = load(batch_size=batch_size, shuffle=False, seed=seed)[0]
     steps = int(ordered.cardinality())
+    if features is not None:
+        ordered = ordered.map(features, num_parallel_calls=tf.data.AUTOTUNE).cache()
     examples = ordered.unbatch()
 
     def one_epoch(epoch):
