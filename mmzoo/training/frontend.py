@@ -177,4 +177,7 @@ def cached(model, dataset, shuffle=False, batch_size=None, seed=None):
         count = int(examples.reduce(0, lambda n, _: n + 1)) if examples.cardinality() < 0 else int(
             examples.cardinality())
         out = examples.shuffle(max(count, 1), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+        # A known length: on a dataset of unknown cardinality Keras 3.15 counts one more optimizer step per epoch
+        # (the step that finds the end of the data), which shifts Adam's bias correction and any step schedule.
+        out = out.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
     return trunk, out.prefetch(tf.data.AUTOTUNE)
