@@ -65,6 +65,9 @@ def add_parsers(subparsers):
                      help="epochs without validation improvement before stopping (default: %(default)s)")
     fit.add_argument("--time-budget", type=float, metavar="S", help="seconds of KerasTuner search")
     fit.add_argument("--folds", type=int, metavar="K", help="also run stratified K-fold cross-validation")
+    fit.add_argument("--ensemble-folds", type=int, metavar="K",
+                     help="with --group and --fusion ensemble/auto: fit the ensemble's weights on K folds of "
+                     "training groups it never saw, and bag the K fold models into the result")
     fit.add_argument("--tensorboard", metavar="DIR", help="TensorBoard log folder")
     fit.add_argument("--quiet", action="store_true", help="no per-epoch progress")
 
@@ -153,7 +156,7 @@ def run(args):
             modalities=tuple(m for m in args.modalities.split(",") if m) if args.modalities else None,
             epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, image_size=args.image_size,
             time_budget=args.time_budget,
-            folds=args.folds, group=args.group,
+            folds=args.folds, group=args.group, ensemble_folds=args.ensemble_folds,
             tensorboard=args.tensorboard, output_dir=args.output_dir, seed=args.seed, verbose=0 if args.quiet else 2,
         )
     except (fit_lib.FitError, evaluate_lib.EvaluateError) as error:
@@ -177,7 +180,7 @@ def _fit_retrieval(args, fit_lib):
             raise FitCommandError(f"--task retrieval trains a dual encoder: it takes no --{option}")
     if args.group is not None:
         raise FitCommandError("--task retrieval trains a dual encoder: it takes no --group")
-    for option in ("modalities", "time_budget", "folds"):
+    for option in ("modalities", "time_budget", "folds", "ensemble_folds"):
         if getattr(args, option) is not None:
             raise FitCommandError(f"--task retrieval trains a dual encoder: it takes no --{option.replace('_', '-')}")
     result = fit_lib.fit(

@@ -569,6 +569,15 @@ def _check_group(group, manifest, label, columns, valid, folds):
     return columns
 
 
+def _check_ensemble_folds(ensemble_folds, group, fusion):
+    if isinstance(ensemble_folds, bool) or not isinstance(ensemble_folds, int) or ensemble_folds < 2:
+        raise FitError(f"ensemble_folds must be an integer of at least 2. Received: ensemble_folds={ensemble_folds!r}")
+    if group is None:
+        raise FitError("ensemble_folds cross-fits the ensemble over folds of groups: pass `group` too")
+    if fusion not in ("ensemble", "auto"):
+        raise FitError(f"ensemble_folds applies to fusion='ensemble' (or 'auto'). Received: fusion={fusion!r}")
+
+
 def _split_train_valid(manifest, plan, valid_fraction, seed, group=None):
     from mmzoo.data import splits  # noqa: PLC0415
 
@@ -657,7 +666,7 @@ def _deadline_callback(deadline):
 
 def _train_once(plan, train_manifest, valid_manifest, *, fusion, model, seed, epochs, batch_size, learning_rate,
                 dropout, hidden, width, patience, callbacks, tensorboard, verbose, on_error, balance=None,
-                deadline=None):
+                deadline=None, group=None, ensemble_folds=None):
     import time  # noqa: PLC0415
 
     import keras  # noqa: PLC0415
@@ -679,7 +688,15 @@ def _train_once(plan, train_manifest, valid_manifest, *, fusion, model, seed, ep
 
         branches = ensemble.fit_branches(net, train_ds, valid_ds, epochs, learning_rate=learning_rate,
                                          patience=patience, callbacks=all_callbacks[1:], verbose=verbose)
-        weights = ensemble.fit_fusion_weights(net, valid_ds)
+        if ensemble_folds:  # weights that know how far each modality can be trusted on a new group; bagged
+            logits, targets, members = _cross_fit_ensemble(
+                plan, train_manifest, valid_ds, group, ensemble_folds, seed=seed, epochs=epochs, batch_size=batch_size,
+                learning_rate=learning_rate, patience=patience, verbose=verbose, on_error=on_error, hidden=hidden,
+                dropout=dropout, model=model, width=width)
+            weights = ensemble.fit_weights_to_logits(net, logits, targets)
+            net = ensemble.bag(net, members)
+        else:
+            weights = ensemble.fit_fusion_weights(net, valid_ds)
         history = {f"{name}_{key}": values for name, run in branches.items() for key, values in run["history"].items()}
         info = {"best_epoch": max(run["best_epoch"] for run in branches.values()),
                 "best_epochs": {name: run["best_epoch"] for name, run in branches.items()}, "weights": weights}
@@ -692,6 +709,42 @@ def _train_once(plan, train_manifest, valid_manifest, *, fusion, model, seed, ep
     return net, history, report, info
 
 
+def _cross_fit_ensemble(plan, train_manifest, valid_ds, group, folds, *, seed, epochs, batch_size, learning_rate,
+                        patience, verbose, on_error, **build):
+    """Out-of-group branch logits of ``train_manifest`` over ``folds`` folds of its groups, and the fold models.
+
+    The distinct values of ``group`` are shuffled (``seed``) and dealt into
+    ``folds`` folds; for each, a fresh ensemble model has its branches
+    trained alone on the other folds (early stopping on ``valid_ds``, groups
+    none of them saw) and predicts the fold's rows. Returns ``({input name:
+    (N, units) logits}, targets, models)`` for
+    ``ensemble.fit_weights_to_logits`` and ``ensemble.bag``.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    from mmzoo.training import ensemble  # noqa: PLC0415
+
+    groups = np.array([str(record[group]) for record in train_manifest.records])
+    distinct = np.array(sorted(set(groups.tolist())))
+    np.random.default_rng(seed).shuffle(distinct)
+    logits, targets, members = {}, [], []
+    for fold in np.array_split(distinct, folds):
+        held = np.isin(groups, fold)
+        member = build_model(plan, train_manifest, fusion="ensemble", learning_rate=learning_rate, **build)
+        fold_train = _datasets(plan, train_manifest.subset(np.flatnonzero(~held).tolist()), batch_size, seed, True,
+                               on_error)
+        ensemble.fit_branches(member, fold_train, valid_ds, epochs, learning_rate=learning_rate, patience=patience,
+                              verbose=verbose)
+        fold_held = _datasets(plan, train_manifest.subset(np.flatnonzero(held).tolist()), batch_size, seed, False,
+                              on_error)
+        z, y = ensemble.branch_logits(member, fold_held)
+        for name, values in z.items():
+            logits.setdefault(name, []).append(values)
+        targets.append(y)
+        members.append(member)
+    return {name: np.concatenate(parts) for name, parts in logits.items()}, np.concatenate(targets), members
+
+
 def fit(
     train,
     label=None,
@@ -700,6 +753,7 @@ def fit(
     valid=None,
     valid_fraction=0.1,
     group=None,
+    ensemble_folds=None,
     test=None,
     model="auto",
     fusion="auto",
@@ -762,6 +816,17 @@ def fit(
             ``fusion="auto"`` and the ensemble's weights are chosen on groups
             the model never saw, as a test on new speakers needs. With
             ``columns="auto"`` the group column is not an input.
+        ensemble_folds: With ``group`` and ``fusion="ensemble"`` (or
+            ``"auto"``): ``K`` (at least 2) folds of the training groups for
+            cross-fitting the ensemble. ``K`` more ensembles are trained,
+            each without one fold of groups, and the fusion weights are fit
+            on their predictions for the groups they never saw, rather than
+            on the few validation groups; the returned model averages the
+            branch logits of the final ensemble and the ``K`` fold ones
+            (``mmzoo.training.ensemble.bag``: ``K + 1`` times the size).
+            On leave-one-speaker-out AV-digits this is what lifts fusion
+            above 0.90 (the README's "A new speaker"). ``None``: weights fit
+            on the validation split.
         test: Test data, evaluated once at the end (never used for selection).
         model: ``"auto"`` (branches sized to the data; with several inputs
             each branch's features are layer-normalised before the fusion)
@@ -834,6 +899,8 @@ def fit(
     full_train_manifest = train_manifest
     if group is not None:
         columns = _check_group(group, train_manifest, label, columns, valid, folds)
+    if ensemble_folds is not None:
+        _check_ensemble_folds(ensemble_folds, group, fusion)
     if image_size is None and time_budget is not None and time_budget < BUDGET_SMALL_IMAGES_BELOW:
         image_size = BUDGET_IMAGE_SIDE  # a short search trains a model it can finish: smaller images
     plan = plan_data(train_manifest, label, columns, modalities, verbose=bool(verbose), image_size=image_size)
@@ -845,11 +912,18 @@ def fit(
     for name, m in (("train", train_manifest), ("valid", valid_manifest), ("test", test_manifest)):
         if m is not None:
             _check_rows(plan, m, name, on_error, verbose)
+    if ensemble_folds is not None:
+        training_groups = len({str(r[group]) for r in train_manifest.records})
+        if ensemble_folds > training_groups:
+            raise FitError(f"ensemble_folds: {ensemble_folds} folds need at least as many training groups; "
+                           f"{training_groups} are left after the validation split. Received: "
+                           f"ensemble_folds={ensemble_folds}")
 
     settings = dict(model=model, seed=seed, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                     dropout=dropout, hidden=tuple(hidden), width=1.0, patience=patience, tensorboard=None,
                     verbose=verbose, on_error=on_error, callbacks=(),
-                    balance=_balance_options(modality_dropout, auxiliary_loss_weight, gradient_modulation))
+                    balance=_balance_options(modality_dropout, auxiliary_loss_weight, gradient_modulation),
+                    group=group if ensemble_folds else None, ensemble_folds=ensemble_folds)
     trials = []
     if time_budget is not None:
         from mmzoo.training import search  # noqa: PLC0415
@@ -891,7 +965,8 @@ RETRIEVAL_OPTIONS = ("train", "columns", "valid", "valid_fraction", "test", "epo
                      "patience", "image_size", "callbacks", "tensorboard", "output_dir", "seed", "on_error", "verbose")
 CLASSIFIER_DEFAULTS = {"label": None, "model": "auto", "fusion": "auto", "modalities": None, "modality_dropout": 0.0,
                        "auxiliary_loss_weight": None, "gradient_modulation": None, "dropout": 0.3, "hidden": (128,),
-                       "time_budget": None, "folds": None, "group": None}
+                       "time_budget": None, "folds": None, "group": None,
+                       "ensemble_folds": None}
 
 
 def _fit_retrieval(arguments):

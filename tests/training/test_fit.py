@@ -6,6 +6,7 @@ import subprocess
 import sys
 import uuid
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -286,3 +287,67 @@ def test_cli_compare_names_a_bad_group_column(emoji_dir, tmp_path, capsys):
                  "--group", "speaker", "--output-dir", str(tmp_path / "cmp")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "group: column 'speaker' is not in the data" in err[0], err
+
+
+@pytest.fixture(scope="module")
+def av_speakers_csv(shared_data, tmp_path_factory):
+    """train.csv: real MNIST PNGs with FSDD WAVs of the same digit, 4 speakers (digits 0-2), a speaker column."""
+    import gzip
+
+    import tensorflow as tf
+
+    folder = tmp_path_factory.mktemp("av_speakers")
+    with gzip.open(shared_data / "mnist" / "t10k-labels-idx1-ubyte.gz") as f:
+        labels = np.frombuffer(f.read()[8:], np.uint8)
+    with gzip.open(shared_data / "mnist" / "t10k-images-idx3-ubyte.gz") as f:
+        images = np.frombuffer(f.read()[16:], np.uint8).reshape(-1, 28, 28)
+    lines = ["image,audio,speaker,digit"]
+    for s, speaker in enumerate(("george", "jackson", "lucas", "nicolas")):
+        for digit in range(3):
+            positions = np.flatnonzero(labels == digit)
+            for i in range(3):
+                png = folder / f"{speaker}_{digit}_{i}.png"
+                tf.io.write_file(str(png), tf.io.encode_png(images[positions[3 * s + i]][..., None]))
+                wav = shared_data / "fsdd" / "recordings" / f"{digit}_{speaker}_{i}.wav"
+                lines.append(f"{png.name},{wav},{speaker},{digit}")
+    (folder / "train.csv").write_text("\n".join(lines) + "\n")
+    return folder / "train.csv"
+
+
+def test_ensemble_folds_cross_fits_the_weights_on_unseen_groups_and_bags_the_fold_models(av_speakers_csv):
+    # The bagged model's export and serving are covered by tests/training/test_ensemble.py (ensemble.bag).
+    result = mmzoo.fit(str(av_speakers_csv), label="digit", group="speaker", fusion="ensemble", ensemble_folds=2,
+                       epochs=1, verbose=0)
+    members = [layer for layer in result.model.layers if layer.name.startswith("member")]
+    assert [m.name for m in members] == ["member0", "member1", "member2"]  # the final ensemble and one per fold
+    assert result.model.name.endswith("_bagged") and result.fusion == "ensemble"
+    # Three separately trained ensembles, whose branch logits the model averages.
+    x, _ = next(iter(fit_lib._datasets(result.plan, mmzoo.data.read_manifest(str(av_speakers_csv)), 8, 0, False,
+                                       "raise")))
+    logits = [m(x, training=False)["audio"].numpy() for m in members]
+    assert not np.allclose(logits[0], logits[1], atol=1e-3) and not np.allclose(logits[1], logits[2], atol=1e-3)
+    averaged = keras.Model(result.model.input, result.model.get_layer("audio_logits").output)(x, training=False)
+    np.testing.assert_allclose(averaged, np.mean(logits, axis=0), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"ensemble_folds": 2, "fusion": "ensemble"}, "pass `group` too"),
+        ({"ensemble_folds": 2, "fusion": "concat", "group": "speaker"}, "applies to fusion='ensemble'"),
+        ({"ensemble_folds": 1, "fusion": "ensemble", "group": "speaker"}, "at least 2"),
+        ({"ensemble_folds": 4, "fusion": "ensemble", "group": "speaker"}, "3 are left after the validation split"),
+    ],
+)
+def test_bad_ensemble_folds_are_refused_before_training(av_speakers_csv, kwargs, match):
+    with pytest.raises(fit_lib.FitError, match=match):
+        mmzoo.fit(str(av_speakers_csv), label="digit", epochs=1, verbose=0, **kwargs)
+
+
+def test_cli_fit_names_ensemble_folds_without_a_group(av_speakers_csv, tmp_path, capsys):
+    from mmzoo.cli.main import main
+
+    code = main(["fit", str(av_speakers_csv), "--label", "digit", "--fusion", "ensemble", "--ensemble-folds", "2",
+                 "--output-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "ensemble_folds cross-fits" in err[0] and "`group`" in err[0], err
