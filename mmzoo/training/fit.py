@@ -824,8 +824,7 @@ def fit(
             on the few validation groups; the returned model averages the
             branch logits of the final ensemble and the ``K`` fold ones
             (``mmzoo.training.ensemble.bag``: ``K + 1`` times the size).
-            On leave-one-speaker-out AV-digits this is what lifts fusion
-            above 0.90 (the README's "A new speaker"). ``None``: weights fit
+            The README's "A new speaker" measures it. ``None``: weights fit
             on the validation split.
         test: Test data, evaluated once at the end (never used for selection).
         model: ``"auto"`` (branches sized to the data; with several inputs
@@ -913,6 +912,9 @@ def fit(
         if m is not None:
             _check_rows(plan, m, name, on_error, verbose)
     if ensemble_folds is not None:
+        if len(plan.features) < 2:
+            raise FitError(f"ensemble_folds fits the weights of an ensemble of several inputs; the model has one "
+                           f"({', '.join(plan.features)}). Received: ensemble_folds={ensemble_folds}")
         training_groups = len({str(r[group]) for r in train_manifest.records})
         if ensemble_folds > training_groups:
             raise FitError(f"ensemble_folds: {ensemble_folds} folds need at least as many training groups; "

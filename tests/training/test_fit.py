@@ -337,6 +337,8 @@ def test_ensemble_folds_cross_fits_the_weights_on_unseen_groups_and_bags_the_fol
         ({"ensemble_folds": 2, "fusion": "concat", "group": "speaker"}, "applies to fusion='ensemble'"),
         ({"ensemble_folds": 1, "fusion": "ensemble", "group": "speaker"}, "at least 2"),
         ({"ensemble_folds": 4, "fusion": "ensemble", "group": "speaker"}, "3 are left after the validation split"),
+        ({"ensemble_folds": 2, "fusion": "ensemble", "group": "speaker", "modalities": ("audio",)},
+         r"the model has one \(audio\)"),
     ],
 )
 def test_bad_ensemble_folds_are_refused_before_training(av_speakers_csv, kwargs, match):
