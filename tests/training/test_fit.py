@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 import mmzoo
+from mmzoo.datasets import av_digits_recipe
 from mmzoo.training import fit as fit_lib
 
 GROUPS = ("animals-nature", "flags", "food-drink", "travel-places")
@@ -166,15 +167,10 @@ def test_fit_refuses_a_single_class_label_and_an_empty_split(tmp_path):
 @pytest.fixture(scope="module")
 def av_dir(shared_data, tmp_path_factory):
     """train.csv / test.csv of real MNIST PNGs paired with FSDD WAVs of the same digit (digits 0-3)."""
-    import gzip
-
     import tensorflow as tf
 
     folder = tmp_path_factory.mktemp("av")
-    with gzip.open(shared_data / "mnist" / "t10k-labels-idx1-ubyte.gz") as f:
-        labels = np.frombuffer(f.read()[8:], np.uint8)
-    with gzip.open(shared_data / "mnist" / "t10k-images-idx3-ubyte.gz") as f:
-        images = np.frombuffer(f.read()[16:], np.uint8).reshape(-1, 28, 28)
+    images, labels = av_digits_recipe.read_mnist(str(shared_data / "mnist"))
     recordings = shared_data / "fsdd" / "recordings"
     for split, indices in (("train", range(5, 17)), ("test", range(0, 4))):
         lines = ["image,audio,digit"]
@@ -212,8 +208,6 @@ def test_time_budget_searches_with_keras_tuner_and_returns_the_best_trial(emoji_
 
 
 def test_fit_takes_arrays_of_images_and_waveforms(shared_data):
-    from mmzoo.datasets import av_digits_recipe
-
     arrays = av_digits_recipe.load_arrays(degraded=False)
     (inputs, labels) = arrays["train"]
     keep = np.concatenate([np.flatnonzero(labels == d)[:30] for d in range(3)])
@@ -292,15 +286,10 @@ def test_cli_compare_names_a_bad_group_column(emoji_dir, tmp_path, capsys):
 @pytest.fixture(scope="module")
 def av_speakers_csv(shared_data, tmp_path_factory):
     """train.csv: real MNIST PNGs with FSDD WAVs of the same digit, 4 speakers (digits 0-2), a speaker column."""
-    import gzip
-
     import tensorflow as tf
 
     folder = tmp_path_factory.mktemp("av_speakers")
-    with gzip.open(shared_data / "mnist" / "t10k-labels-idx1-ubyte.gz") as f:
-        labels = np.frombuffer(f.read()[8:], np.uint8)
-    with gzip.open(shared_data / "mnist" / "t10k-images-idx3-ubyte.gz") as f:
-        images = np.frombuffer(f.read()[16:], np.uint8).reshape(-1, 28, 28)
+    images, labels = av_digits_recipe.read_mnist(str(shared_data / "mnist"))
     lines = ["image,audio,speaker,digit"]
     for s, speaker in enumerate(("george", "jackson", "lucas", "nicolas")):
         for digit in range(3):
