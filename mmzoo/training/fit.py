@@ -720,8 +720,6 @@ def _cross_fit_ensemble(plan, train_manifest, valid_ds, group, folds, *, seed, e
     (N, units) logits}, targets, models)`` for
     ``ensemble.fit_weights_to_logits`` and ``ensemble.bag``.
     """
-    import numpy as np  # noqa: PLC0415
-
     from mmzoo.training import ensemble  # noqa: PLC0415
 
     groups = np.array([str(record[group]) for record in train_manifest.records])
