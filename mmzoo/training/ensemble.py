@@ -79,6 +79,7 @@ def _late_fusion(model):
 
 
 def _only(name):
+    @tf.autograph.experimental.do_not_convert
     def select(x, y):
         return {name: x[name]}, y
 
