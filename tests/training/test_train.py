@@ -120,18 +120,29 @@ def test_bad_arguments_raise_clear_errors(kwargs, match):
         train.train_and_evaluate(**kwargs)
 
 
-def test_cli_errors_exit_2_with_one_line():
-    unknown = _cli("train", "--model", "nope")
+def _main(capsys, *args):
+    """``mmzoo`` in this process: ``(exit code, stderr)`` (argparse errors exit through ``SystemExit``)."""
+    from mmzoo.cli.main import main
+
+    try:
+        code = main(list(args))
+    except SystemExit as exit_:
+        code = exit_.code
+    return code, capsys.readouterr().err
+
+
+def test_cli_errors_exit_2_with_one_line(capsys):
+    unknown = _cli("train", "--model", "nope")  # one real process: its exit status and its last stderr line
     assert unknown.returncode == 2
     assert unknown.stderr.strip().splitlines()[-1].startswith("mmzoo train: error: Unknown zoo model 'nope'")
-    bad_choice = _cli("train", "--strategy", "gpu")
-    assert bad_choice.returncode == 2 and "invalid choice: 'gpu'" in bad_choice.stderr
-    bad_steps = _cli("train", "--steps-per-execution", "0")
-    assert bad_steps.returncode == 2 and "steps_per_execution=0" in bad_steps.stderr
-    no_tpu = _cli("train", "--strategy", "tpu")
-    assert no_tpu.returncode == 2 and "no TPU was found" in no_tpu.stderr
-    nothing = _cli()
-    assert nothing.returncode == 2
+    code, err = _main(capsys, "train", "--strategy", "gpu")
+    assert code == 2 and "invalid choice: 'gpu'" in err
+    code, err = _main(capsys, "train", "--steps-per-execution", "0")
+    assert code == 2 and "steps_per_execution=0" in err and len(err.strip().splitlines()) == 1, err
+    code, err = _main(capsys, "train", "--strategy", "tpu")
+    assert code == 2 and "no TPU was found" in err and len(err.strip().splitlines()) == 1, err
+    code, _ = _main(capsys)
+    assert code == 2
 
 
 def test_write_outputs_labels_the_confusion_matrix_with_the_heads_names_and_threshold(tmp_path):
