@@ -16,7 +16,7 @@ import keras
 from mmzoo import _validation as check
 from mmzoo.branches.base import Branch, recurrent_stack
 from mmzoo.branches.image import reduce_feature_map
-from mmzoo.layers import Spectrogram, WaveformNormalization
+from mmzoo.layers import RandomTimeStretch, Spectrogram, WaveformNormalization
 
 LEVELS = ("rms", "peak")
 DEFAULT_FLOOR_DB = -60.0
@@ -78,6 +78,7 @@ def spectrogram_frontend(
     name="audio",
     level="rms",
     floor_db="auto",
+    time_stretch=0.0,
 ):
     """Turns ``(batch, samples)`` waveforms into ``(batch, frames, bins)`` log spectra.
 
@@ -109,6 +110,12 @@ def spectrogram_frontend(
             *of the batch*, so an example's spectrum depends on the batch it
             is in (a clean recording's probabilities moved by up to 0.11
             between a batch of 250 and a batch of one).
+        time_stretch: ``0`` (default): none. A number in (0, 1): at train
+            time, each example's spectrogram is stretched in time by a random
+            factor in ``[1 - time_stretch, 1 + time_stretch]``
+            (``mmzoo.layers.RandomTimeStretch``, layer
+            ``f"{name}_time_stretch"``, after the normalisation; inference
+            is unchanged).
 
     Returns:
         The ``(batch, frames, bins)`` tensor, batch-normalised over all bins.
@@ -130,6 +137,8 @@ def spectrogram_frontend(
     check.positive_int("frame_step", frame_step)
     check.positive_int("num_mel_bins", num_mel_bins)
     _check_level(level)
+    if time_stretch != 0:  # 0 adds no layer; anything else must be a valid stretch (checked by the layer)
+        RandomTimeStretch(time_stretch)
     if floor_db == "auto":
         floor_db = None if level is None else DEFAULT_FLOOR_DB
     elif floor_db is not None and (
@@ -158,7 +167,10 @@ def spectrogram_frontend(
         x = keras.layers.Permute((2, 1), name=f"{name}_time_major")(x)
     else:
         x = Spectrogram(frame_length, frame_step, dtype="float32", name=f"{name}_stft")(waveform)
-    return keras.layers.BatchNormalization(synchronized=True, name=f"{name}_spec_norm")(x)
+    x = keras.layers.BatchNormalization(synchronized=True, name=f"{name}_spec_norm")(x)
+    if time_stretch != 0:
+        x = RandomTimeStretch(time_stretch, name=f"{name}_time_stretch")(x)
+    return x
 
 
 def audio_conv1d(
@@ -245,6 +257,7 @@ def audio_spectrogram_cnn(
     reduction="avg",
     name="audio",
     level="rms",
+    time_stretch=0.0,
 ):
     """A log-(mel-)spectrogram front end followed by Conv2D + MaxPooling2D blocks.
 
@@ -260,6 +273,9 @@ def audio_spectrogram_cnn(
         reduction: ``"avg"``, ``"max"`` or ``"flatten"``.
         name: Input name and layer-name prefix.
         level: ``"rms"`` (default), ``"peak"`` or ``None`` (see ``spectrogram_frontend``).
+        time_stretch: Train-time random tempo change of the spectrogram, up
+            to this fraction either way (see ``spectrogram_frontend``); 0:
+            none.
 
     Returns:
         A ``Branch`` with ``filters[-1]`` features (flatten: the whole map).
@@ -278,7 +294,8 @@ def audio_spectrogram_cnn(
     filters = check.positive_ints("filters", filters)
     check.positive_int("kernel_size", kernel_size)
     check.choice("reduction", reduction, {"avg", "max", "flatten"})
-    x = spectrogram_frontend(inputs, sampling_rate, frontend, frame_length, frame_step, num_mel_bins, name, level)
+    x = spectrogram_frontend(inputs, sampling_rate, frontend, frame_length, frame_step, num_mel_bins, name, level,
+                             time_stretch=time_stretch)
     x = keras.layers.Reshape((x.shape[1], x.shape[2], 1), name=f"{name}_image")(x)
     for i, width in enumerate(filters, start=1):
         x = keras.layers.Conv2D(width, kernel_size, padding="same", activation="relu", name=f"{name}_conv{i}")(x)
@@ -300,6 +317,7 @@ def audio_rnn(
     bidirectional=False,
     name="audio",
     level="rms",
+    time_stretch=0.0,
 ):
     """A recurrent encoder (GRU/LSTM) over spectrogram frames.
 
@@ -316,6 +334,8 @@ def audio_rnn(
         bidirectional: Wrap each in ``Bidirectional``.
         name: Input name and layer-name prefix.
         level: ``"rms"`` (default), ``"peak"`` or ``None`` (see ``spectrogram_frontend``).
+        time_stretch: Train-time random tempo change of the spectrogram (see
+            ``spectrogram_frontend``); 0: none.
 
     Returns:
         A ``Branch`` with ``units`` (or ``2 * units``) features.
@@ -332,6 +352,7 @@ def audio_rnn(
     """
     inputs = _waveform_input(num_samples, name)
     check.choice("rnn", rnn, {"simple", "lstm", "gru"})
-    x = spectrogram_frontend(inputs, sampling_rate, frontend, frame_length, frame_step, num_mel_bins, name, level)
+    x = spectrogram_frontend(inputs, sampling_rate, frontend, frame_length, frame_step, num_mel_bins, name, level,
+                             time_stretch=time_stretch)
     x = recurrent_stack(x, rnn, units, num_layers, bidirectional, name)
     return Branch(name, inputs, x, "audio")

@@ -26,6 +26,7 @@ from mmzoo.layers import (
     ApplicationPreprocess,
     ArgmaxTokenPooling,
     HubLayer,
+    RandomTimeStretch,
     SequencePooling,
     Spectrogram,
     TokenIdsToEncoderInputs,
@@ -98,6 +99,20 @@ class LayerHarnessTest(testing.TestCase):
             expected_output_dtype="float32",
             expected_num_trainable_weights=0,
             expected_num_non_trainable_weights=0,
+        )
+
+    def test_random_time_stretch(self):
+        self.run_layer_test(
+            RandomTimeStretch,
+            {"max_stretch": 0.3, "seed": 3},
+            input_shape=(2, 12, 5),
+            expected_output_shape=(2, 12, 5),
+            expected_output_dtype="float32",
+            expected_num_trainable_weights=0,
+            expected_num_non_trainable_weights=0,
+            expected_num_seed_generators=1,
+            # No weights: the harness's training step would have nothing to train.
+            run_training_check=False,
         )
 
     @parameterized.named_parameters(("avg", "avg"), ("max", "max"), ("first", "first"))
