@@ -8,6 +8,7 @@
 * ``backup``: ``TrainingBackup``, the exact preemption-safe backup of a ``fit`` run.
 * ``distribute``: ``tf.distribute`` strategies, precision policies, chief-only outputs.
 * ``distributed_loop``: the custom loop used under ``MultiWorkerMirroredStrategy``.
+* ``adapt``: ``adapt_batch_norm``, test-time BatchNorm statistics of a new domain (AdaBN).
 * ``finetune``: freeze/unfreeze branches, per-branch learning rates, two-phase fit.
 * ``plots``: training curves and confusion matrices.
 
@@ -18,9 +19,10 @@ from __future__ import annotations
 
 import importlib
 
-_SUBMODULES = ("backup", "compare", "distribute", "distributed_loop", "evaluate", "finetune", "fit", "metrics", "plots",
-               "reports", "search", "train")
-_FUNCTIONS = {"train_and_evaluate": "train", "weights_digest": "train", "TrainingBackup": "backup"}
+_SUBMODULES = ("adapt", "backup", "compare", "distribute", "distributed_loop", "evaluate", "finetune", "fit",
+               "metrics", "plots", "reports", "search", "train")
+_FUNCTIONS = {"adapt_batch_norm": "adapt", "train_and_evaluate": "train", "weights_digest": "train",
+              "TrainingBackup": "backup"}
 
 __all__ = sorted((*_SUBMODULES, *_FUNCTIONS))
 

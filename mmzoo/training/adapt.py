@@ -1,0 +1,202 @@
+"""Test-time adaptation: re-estimate BatchNormalization statistics on a new domain (AdaBN).
+
+A model's ``BatchNormalization`` layers normalise with the mean and variance
+they saw in training. When the test data come from a new domain (a speaker
+the model never heard, a new microphone), those statistics no longer centre
+its features. AdaBN (Li et al., "Revisiting Batch Normalization For Practical
+Domain Adaptation", 2016) replaces them with the statistics of the new
+domain's *unlabeled* inputs and changes nothing else: no labels, no gradient
+step, no new layer. For the audio front end's ``{name}_spec_norm`` that is a
+per-mel-bin mean and variance over the new speaker's recordings: a speaker-
+level spectral normalisation, which averages over every word the speaker
+said (a per-recording normalisation, by contrast, depends on the word).
+
+It is transductive: it needs a batch of the new domain's inputs before it
+predicts (the README's "A new speaker" measures it with 50 recordings and
+with all of them).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mmzoo import _keras_compat
+
+
+def batch_norm_layers(model):
+    """The ``BatchNormalization`` layers of a functional ``model``, in the order they are applied.
+
+    Args:
+        model: A built functional ``keras.Model`` (``mmzoo.compose``, the zoo).
+
+    Returns:
+        A list of ``keras.layers.BatchNormalization`` layers (may be empty).
+
+    Raises:
+        ValueError: If ``model`` is not a functional model, or holds a layer
+            with ``BatchNormalization`` sublayers (a nested model: its inner
+            layers cannot be reached from this model's inputs).
+    """
+    if not isinstance(model, keras.Model) or not hasattr(model, "inputs") or model.inputs is None:
+        raise ValueError(f"`model` must be a built functional keras.Model. Received: {type(model).__name__}")
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            found.append(layer)
+        elif any(isinstance(inner, keras.layers.BatchNormalization)
+                 for inner in _keras_compat.walk_layers(layer, include_self=False)):
+            raise ValueError(
+                f"Layer {layer.name!r} of model {model.name!r} holds BatchNormalization layers of its own (a nested "
+                "model or a custom layer); their inputs cannot be reached from this model's inputs. A nested "
+                "functional model can be adapted itself: adapt_batch_norm(model.get_layer(...), ...)."
+            )
+    return found
+
+
+def _inputs_of(model, tensor, layer_name):
+    """The smallest dict of ``model``'s inputs that ``tensor`` is computed from."""
+    named = model.input if isinstance(model.input, dict) else {t.name: t for t in model.inputs}
+    names = sorted(named)
+    for size in range(1, len(names) + 1):
+        for subset in itertools.combinations(names, size):
+            try:
+                return keras.Model({n: named[n] for n in subset}, tensor), subset
+            except ValueError:
+                continue
+    raise ValueError(f"The input of layer {layer_name!r} is not computed from the inputs of model {model.name!r}.")
+
+
+def _input_names(inputs):
+    """The input names ``inputs`` holds (a dict, or a dataset of dicts or of ``(dict, ...)`` tuples)."""
+    if isinstance(inputs, tf.data.Dataset):
+        spec = inputs.element_spec
+        spec = spec[0] if isinstance(spec, tuple) else spec
+        return list(spec) if isinstance(spec, dict) else []
+    return list(inputs) if isinstance(inputs, dict) else []
+
+
+def _batches(inputs, batch_size):
+    """``inputs`` (dict of arrays, or a dataset of dicts or ``(dict, ...)`` tuples) as batches of dicts."""
+    if isinstance(inputs, tf.data.Dataset):
+        for element in inputs:
+            x = element[0] if isinstance(element, tuple) else element
+            if not isinstance(x, dict):
+                raise ValueError(
+                    "`inputs` must yield dicts {input name: batch} (or (dict, labels) tuples). "
+                    f"Received elements of type {type(x).__name__}"
+                )
+            yield x
+        return
+    if not isinstance(inputs, dict):
+        raise ValueError(
+            f"`inputs` must be a dict {{input name: array}} or a tf.data.Dataset. Received: {type(inputs).__name__}"
+        )
+    lengths = {name: len(value) for name, value in inputs.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"The arrays of `inputs` must have one length. Received lengths {lengths}")
+    count = next(iter(lengths.values()), 0)
+    for start in range(0, count, batch_size):
+        yield {name: value[start:start + batch_size] for name, value in inputs.items()}
+
+
+def adapt_batch_norm(model, inputs, batch_size=256, layers=None):
+    """Sets ``BatchNormalization`` moving statistics to those of ``inputs`` (AdaBN), layer by layer.
+
+    The layers are adapted in the order the model applies them: each one's
+    mean and variance are computed, over every example and every position
+    but its feature axis, from the model's own activations in inference mode
+    with the layers before it already adapted (exact statistics, not a
+    momentum average). Weights, ``gamma`` and ``beta`` are unchanged.
+    ``inputs`` need only the inputs a layer depends on: the recordings alone
+    adapt an audio branch's layers of an audio + image model.
+
+    Args:
+        model: A built functional ``keras.Model`` (e.g. from ``mmzoo.compose``
+            or ``mmzoo.build``), trained.
+        inputs: Unlabeled inputs of the new domain: a dict ``{input name:
+            array}`` or a ``tf.data.Dataset`` of such dicts (or of ``(dict,
+            labels)`` tuples; the labels are ignored), in the model's input
+            format (the same as for ``model.predict``).
+        batch_size: Batch size for dict inputs.
+        layers: Names of the ``BatchNormalization`` layers to adapt; ``None``
+            (default): every one whose inputs are in ``inputs``.
+
+    Returns:
+        ``{layer name: number of examples its statistics came from}``.
+
+    Raises:
+        ValueError: If ``model`` has no (selected) ``BatchNormalization``
+            layer, ``layers`` names an unknown one, ``inputs`` lacks an input
+            a selected layer needs or holds no example, or ``batch_size`` is
+            not a positive integer.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from mmzoo import branches, compose, heads
+    >>> from mmzoo.training.adapt import adapt_batch_norm
+    >>> audio = branches.audio_spectrogram_cnn(num_samples=4000, sampling_rate=8000, filters=(8,))
+    >>> model = compose([audio], head=heads.multiclass(10))
+    >>> new_voice = {"audio": np.random.default_rng(0).normal(0, 0.1, (20, 4000)).astype("float32")}
+    >>> adapt_batch_norm(model, new_voice)
+    {'audio_spec_norm': 20}
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
+    if not isinstance(inputs, (dict, tf.data.Dataset)):
+        raise ValueError(
+            f"`inputs` must be a dict {{input name: array}} or a tf.data.Dataset. Received: {type(inputs).__name__}"
+        )
+    candidates = batch_norm_layers(model)
+    if not candidates:
+        raise ValueError(f"Model {model.name!r} has no BatchNormalization layer to adapt.")
+    if layers is not None:
+        layers = [layers] if isinstance(layers, str) else list(layers)
+        known = {layer.name for layer in candidates}
+        unknown = [name for name in layers if name not in known]
+        if unknown:
+            raise ValueError(f"`layers` names no BatchNormalization layer of the model: {unknown}. "
+                             f"Its BatchNormalization layers: {sorted(known)}")
+        candidates = [layer for layer in candidates if layer.name in layers]
+    available = set(_input_names(inputs))
+    adapted = {}
+    for layer in candidates:
+        extractor, needed = _inputs_of(model, layer.input, layer.name)
+        missing = [name for name in needed if name not in available]
+        if missing:
+            if layers is None:
+                continue  # every layer by default: those of the modalities given
+            raise ValueError(f"`inputs` lacks {missing}, which layer {layer.name!r} is computed from. "
+                             f"Received inputs: {sorted(available)}")
+        examples, count, mean, m2 = 0, 0, None, None
+        for batch in _batches(inputs, batch_size):
+            features = np.asarray(extractor({name: batch[name] for name in needed}, training=False), np.float64)
+            axis = layer.axis % features.ndim
+            axes = tuple(i for i in range(features.ndim) if i != axis)
+            n = int(np.prod([features.shape[i] for i in axes]))
+            if n == 0:
+                continue
+            examples += features.shape[0]
+            batch_mean = features.mean(axis=axes)
+            batch_m2 = ((features - np.expand_dims(batch_mean, axes)) ** 2).sum(axis=axes)
+            if mean is None:
+                count, mean, m2 = n, batch_mean, batch_m2
+            else:  # Chan et al.'s pairwise update: exact, and stable for many batches
+                delta = batch_mean - mean
+                total = count + n
+                mean = mean + delta * (n / total)
+                m2 = m2 + batch_m2 + delta**2 * (count * n / total)
+                count = total
+        if mean is None:
+            raise ValueError("`inputs` holds no example to adapt on.")
+        layer.moving_mean.assign(mean.astype(layer.moving_mean.dtype))
+        layer.moving_variance.assign((m2 / count).astype(layer.moving_variance.dtype))
+        adapted[layer.name] = examples
+    if not adapted:
+        raise ValueError(f"`inputs` ({sorted(available)}) holds none of the inputs the BatchNormalization layers "
+                         f"of model {model.name!r} are computed from.")
+    return adapted
