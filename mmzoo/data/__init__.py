@@ -34,6 +34,7 @@ from mmzoo.data.audio import (
 from mmzoo.data.augment import audio_augmentation, chain, image_augmentation, spec_augment
 from mmzoo.data.balance import class_counts, class_weights, rebalance
 from mmzoo.data.columns import AudioColumn, ImageColumn, LabelColumn, TextColumn
+from mmzoo.data.grouped import group_batches
 from mmzoo.data.image import decode_image, load_image
 from mmzoo.data.labels import MultiLabelColumn, RegressionLabel
 from mmzoo.data.manifest import Manifest, from_csv, from_jsonl, from_lists, from_records, read_manifest
@@ -71,6 +72,7 @@ __all__ = [
     "from_jsonl",
     "from_lists",
     "from_records",
+    "group_batches",
     "hash_split",
     "image_augmentation",
     "load_image",
