@@ -24,7 +24,11 @@ seeds) and writes a bar plot next to each table:
   each ensemble's branches alone as single-modality rows (the plain
   ensemble's branches *are* single-modality models; the bagged ones are
   their 5-model bags), mean over the held-out speakers, next to the
-  within-speaker (standard split) accuracy.
+  within-speaker (standard split) accuracy. Runs ending ``@adabn`` train as
+  usual, runs ending ``@speaker_batches`` with every batch from one speaker
+  (``mmzoo.data.group_batches``); both also get a row "adapted to each test
+  speaker": BatchNorm statistics re-estimated on that speaker's unlabeled
+  test inputs (``mmzoo.training.adapt.adapt_batch_norm``), then restored.
 
 Usage::
 
@@ -164,20 +168,26 @@ def run_openmoji(runs, seeds, epochs, data_dir=None):
     return results
 
 
-def _fit_loso(run, seed, epochs, x_train, y_train, groups):
+def _fit_loso(run, seed, epochs, x_train, y_train, groups, speakers):
     """One LOSO-task model, and ``{name: model}`` of its variants.
 
     ``ensemble``: branches alone, weights on out-of-group logits; its variant
     ``ensemble, bagged`` averages the branch logits of the final model and of
     the cross-fitted ones (``ensemble.bag``: no extra training).
+    ``...@speaker_batches``: every training batch holds one speaker
+    (``mmzoo.data.group_batches``).
     """
     import numpy as np
     import tensorflow as tf
 
+    from mmzoo import data
     from mmzoo.training import ensemble
 
     model = _av_model(run, seed)
     x_train = _inputs_of(model, x_train)
+    if run.partition("@")[2] == "speaker_batches":
+        model.fit(data.group_batches(x_train, y_train, speakers, batch_size=32, seed=seed), epochs=epochs, verbose=0)
+        return {run: model}, ""
     if run.partition("@")[0] != "ensemble":
         model.fit(x_train, y_train, batch_size=32, epochs=epochs, verbose=0)
         return {run: model}, ""
@@ -190,14 +200,38 @@ def _fit_loso(run, seed, epochs, x_train, y_train, groups):
     return {run: model, f"{run}, bagged": ensemble.bag(model, members)}, note
 
 
-def _loso_accuracies(models, x, y):
-    """Test accuracy of each model; for an ensemble, also of each of its branches alone (single-modality rows)."""
+def _adapted_accuracy(model, x, y, speakers):
+    """Accuracy with the BatchNorm statistics re-estimated on each test speaker's inputs (AdaBN), then restored."""
+    import numpy as np
+
+    from mmzoo.training.adapt import adapt_batch_norm, batch_norm_layers
+
+    saved = [(v, v.numpy()) for layer in batch_norm_layers(model) for v in (layer.moving_mean, layer.moving_variance)]
+    correct = 0
+    for speaker in np.unique(speakers):
+        rows = {k: v[speakers == speaker] for k, v in x.items()}
+        adapt_batch_norm(model, rows)
+        correct += int((model.predict(rows, batch_size=256, verbose=0).argmax(-1) == y[speakers == speaker]).sum())
+        for variable, value in saved:
+            variable.assign(value)
+    return correct / len(y)
+
+
+def _loso_accuracies(models, x, y, speakers):
+    """Test accuracy of each model; for an ensemble, also of each of its branches alone (single-modality rows).
+
+    Runs ending ``@adabn`` or ``@speaker_batches`` also get the accuracy with each test speaker's own
+    BatchNorm statistics (``mmzoo.training.adapt.adapt_batch_norm`` on that speaker's unlabeled inputs).
+    """
     out = {}
     for name, model in models.items():
         out[name] = _accuracy(model, _inputs_of(model, x), y)
         if name.startswith("ensemble"):
             for branch, accuracy in _branch_accuracies(model, _inputs_of(model, x), y).items():
                 out[f"{branch} ({name}'s branch alone)"] = accuracy
+        if name.partition("@")[2] in ("adabn", "speaker_batches"):
+            out[f"{name}, adapted to each test speaker"] = _adapted_accuracy(model, _inputs_of(model, x), y,
+                                                                             speakers)
     return out
 
 
@@ -214,17 +248,20 @@ def run_loso(runs, seeds, epochs, data_dir=None):
             (x_train, y_train), (x_test, y_test) = arrays["train"], arrays["test"]
             # The ensemble's weights are fit on held-out *training speakers*: a new voice is what the test holds.
             speakers = np.array([name.split("_")[1] for name in arrays["train_ids"]])
+            test_speakers = np.array([name.split("_")[1] for name in arrays["test_ids"]])
             for run in runs:
-                models, note = _fit_loso(run, seed, epochs, x_train, y_train, speakers)
-                for name, accuracy in _loso_accuracies(models, x_test, y_test).items():
+                models, note = _fit_loso(run, seed, epochs, x_train, y_train, speakers, speakers)
+                for name, accuracy in _loso_accuracies(models, x_test, y_test, test_speakers).items():
                     results.setdefault((name, seed), []).append(accuracy)
                     print(f"{name} seed {seed}, held-out speaker {speaker}: {accuracy:.3f}{note}", flush=True)
         standard = av_digits_full.load_full_arrays(data_dir)
         # Within speakers, the ensemble's weights are fit on 4 random folds (every speaker on both sides, as in test).
         folds = np.random.RandomState(seed).permutation(len(standard["train"][1])) % 4
+        speakers, test_speakers = (np.array([name.split("_")[1] for name in standard[f"{side}_ids"]])
+                                   for side in ("train", "test"))
         for run in runs:
-            models, note = _fit_loso(run, seed, epochs, *standard["train"], folds)
-            for name, accuracy in _loso_accuracies(models, *standard["test"]).items():
+            models, note = _fit_loso(run, seed, epochs, *standard["train"], folds, speakers)
+            for name, accuracy in _loso_accuracies(models, *standard["test"], test_speakers).items():
                 results.setdefault((f"{name} (within speaker)", seed), []).append(accuracy)
                 print(f"{name} seed {seed}, within speaker: {accuracy:.3f}{note}", flush=True)
     table = {}
@@ -290,6 +327,8 @@ def main():
         results = run_openmoji(runs, seeds, args.epochs, args.data_dir)
     else:
         results = run_loso(runs, seeds, args.epochs, args.data_dir)
+    if args.plot_dir:
+        os.makedirs(args.plot_dir, exist_ok=True)
     plot = os.path.join(args.plot_dir, f"fusion_{args.task}.png") if args.plot_dir else None
     print_table(f"{args.task}: {args.epochs} epochs, seeds 0-{args.seeds - 1}", results, plot)
 
