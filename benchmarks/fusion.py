@@ -11,7 +11,7 @@ seeds) and writes a bar plot next to each table:
   ``@wide_audio`` use the audio CNN at filters (32, 64), as ``av_digits_robust``
   does (the other AV-digits models have (16, 32)); runs ending ``@time_stretch``
   the default audio CNN with a train-time tempo change of up to 20%
-  (``time_stretch=0.2``).
+  (``time_stretch=0.2``); variants combine with ``+`` (``audio@time_stretch+speaker_batches``).
 * ``openmoji``: OpenMoji groups (image + annotation/tags text -> 11 groups;
   the shared task's hash split) through ``mmzoo.fit`` (validation-selected
   epoch), single modalities, fusions and ``fusion="auto"``.
@@ -63,8 +63,9 @@ def _av_model(run, seed, image_shape=(28, 28, 1), num_samples=4000, sampling_rat
     keras.utils.set_random_seed(seed)
     # "@wide_audio": the audio CNN at (32, 64), as av_digits_robust; "@time_stretch": train-time tempo change +-20%.
     run, _, variant = run.partition("@")
-    audio_filters = (32, 64) if variant == "wide_audio" else AUDIO_FILTERS
-    time_stretch = 0.2 if variant == "time_stretch" else 0.0
+    variants = set(variant.split("+"))
+    audio_filters = (32, 64) if "wide_audio" in variants else AUDIO_FILTERS
+    time_stretch = 0.2 if "time_stretch" in variants else 0.0
     kind, _, option = run.partition("+")
     parts = []
     if kind != "audio":
@@ -185,7 +186,7 @@ def _fit_loso(run, seed, epochs, x_train, y_train, groups, speakers):
 
     model = _av_model(run, seed)
     x_train = _inputs_of(model, x_train)
-    if run.partition("@")[2] == "speaker_batches":
+    if "speaker_batches" in run.partition("@")[2].split("+"):
         model.fit(data.group_batches(x_train, y_train, speakers, batch_size=32, seed=seed), epochs=epochs, verbose=0)
         return {run: model}, ""
     if run.partition("@")[0] != "ensemble":
@@ -229,7 +230,7 @@ def _loso_accuracies(models, x, y, speakers):
         if name.startswith("ensemble"):
             for branch, accuracy in _branch_accuracies(model, _inputs_of(model, x), y).items():
                 out[f"{branch} ({name}'s branch alone)"] = accuracy
-        if name.partition("@")[2] in ("adabn", "speaker_batches"):
+        if {"adabn", "speaker_batches"} & set(name.partition("@")[2].split("+")):
             out[f"{name}, adapted to each test speaker"] = _adapted_accuracy(model, _inputs_of(model, x), y,
                                                                              speakers)
     return out
