@@ -1,4 +1,4 @@
-"""Test-time adaptation: re-estimate BatchNormalization statistics on a new domain (AdaBN).
+"""Adaptation to a new domain from its unlabeled inputs: AdaBN, and cross-modal pseudo-labels.
 
 A model's ``BatchNormalization`` layers normalise with the mean and variance
 they saw in training. When the test data come from a new domain (a speaker
@@ -14,6 +14,16 @@ said (a per-recording normalisation, by contrast, depends on the word).
 It is transductive: it needs a batch of the new domain's inputs before it
 predicts (the README's "A new speaker" measures it with 50 recordings and
 with all of them).
+
+``cross_modal_adapt`` goes further when the new domain's examples come with
+a second modality that the domain does not change: an image of the digit
+does not depend on who speaks it. A model of that modality (the teacher)
+labels the new domain's examples it is confident about, and the model of the
+shifted modality (the student) is fine-tuned on them, with its training data
+replayed so that it keeps what it knew: cross-modal distillation (Gupta et
+al., CVPR 2016) as self-training on the new domain (co-training, Blum and
+Mitchell 1998). Afterwards the student answers from its own modality alone,
+e.g. when the image is missing.
 """
 
 from __future__ import annotations
@@ -200,3 +210,138 @@ def adapt_batch_norm(model, inputs, batch_size=256, layers=None):
         raise ValueError(f"`inputs` ({sorted(available)}) holds none of the inputs the BatchNormalization layers "
                          f"of model {model.name!r} are computed from.")
     return adapted
+
+
+def _multiclass_head(model, argument):
+    from mmzoo import heads  # noqa: PLC0415
+
+    try:
+        head = heads.from_model(model)
+    except ValueError as error:
+        raise ValueError(f"`{argument}`: {error}") from None
+    if head.kind != "multiclass":
+        raise ValueError(f"`{argument}` must end in a multiclass head (mmzoo.heads.multiclass); "
+                         f"model {model.name!r} has a {head.kind!r} head.")
+    return head
+
+
+def _array_dict(inputs, argument, names):
+    if not isinstance(inputs, dict):
+        raise ValueError(f"`{argument}` must be a dict {{input name: array}}. Received: {type(inputs).__name__}")
+    missing = [name for name in names if name not in inputs]
+    if missing:
+        raise ValueError(f"`{argument}` lacks {missing}, which the model takes. Received inputs: {sorted(inputs)}")
+    arrays = {name: np.asarray(inputs[name]) for name in names}
+    lengths = {name: len(value) for name, value in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"The arrays of `{argument}` must have one length. Received lengths {lengths}")
+    return arrays, next(iter(lengths.values()), 0)
+
+
+def _input_keys(model):
+    return list(model.input) if isinstance(model.input, dict) else [t.name for t in model.inputs]
+
+
+def cross_modal_adapt(student, teacher, inputs, labeled=None, threshold=0.9, epochs=5, repeat=4,
+                      learning_rate=3e-4, batch_size=32, seed=0, verbose=0):
+    """Fine-tunes ``student`` on a new domain with the labels ``teacher`` is confident about.
+
+    The teacher predicts every example of ``inputs`` from its own inputs;
+    the examples whose top probability is at least ``threshold`` get that
+    class as their label (pseudo-label). The student, recompiled with Adam at
+    ``learning_rate`` and its head's loss, is then trained for ``epochs`` on
+    those examples (each repeated ``repeat`` times) together with
+    ``labeled``, its own training data replayed, in one seeded shuffle per
+    epoch. No true label of the new domain is used; the teacher and the
+    student need not share an input. Measured in the README's "A new
+    speaker": an image model teaching an audio model a voice it never heard.
+
+    Args:
+        student: A built ``keras.Model`` with a multiclass head
+            (``mmzoo.compose`` / ``mmzoo.build``), trained; it is fine-tuned
+            in place (and left compiled with the new optimizer).
+        teacher: A ``keras.Model`` with a multiclass head over the same
+            classes, whose inputs the new domain does not change (e.g. the
+            image model of an image + audio task).
+        inputs: The new domain's unlabeled examples: a dict ``{input name:
+            array}`` holding the inputs of both models, one row per example.
+        labeled: ``(dict of arrays, integer labels)`` of the student's
+            training data, replayed so that it keeps what it learned, or
+            ``None`` (the pseudo-labels alone: the student may forget).
+        threshold: Least teacher probability for an example to be used, in
+            ``(0, 1]``.
+        epochs: Fine-tuning epochs.
+        repeat: How many times each pseudo-labelled example is repeated per
+            epoch (its weight against ``labeled``).
+        learning_rate: Adam learning rate of the fine-tuning.
+        batch_size: Batch size.
+        seed: Seed of the shuffle.
+        verbose: Keras verbosity of the fine-tuning.
+
+    Returns:
+        A dict: ``"selected"`` (examples pseudo-labelled), ``"examples"``
+        (examples in ``inputs``), ``"positions"`` (their row indices),
+        ``"labels"`` (their pseudo-labels), ``"confidence"`` (the teacher's
+        top probability of every example) and ``"history"`` (Keras history).
+
+    Raises:
+        ValueError: If a model has no multiclass head, the two disagree in
+            their number of classes, ``inputs`` or ``labeled`` lack an input
+            of a model or have ragged arrays, an argument is out of range,
+            or no example reaches ``threshold`` (the error says the highest
+            confidence seen).
+
+    Example:
+
+    >>> import numpy as np
+    >>> from mmzoo import branches, compose, heads
+    >>> from mmzoo.training.adapt import cross_modal_adapt
+    >>> audio = compose([branches.audio_spectrogram_cnn(4000, 8000, filters=(4,))], head=heads.multiclass(10))
+    >>> image = compose([branches.image_cnn((28, 28, 1), filters=(4,), name="image")], head=heads.multiclass(10))
+    >>> rng = np.random.default_rng(0)
+    >>> new_voice = {"audio": rng.normal(0, 0.1, (8, 4000)).astype("float32"),
+    ...              "image": rng.uniform(0, 1, (8, 28, 28, 1)).astype("float32")}
+    >>> report = cross_modal_adapt(audio, image, new_voice, threshold=0.01, epochs=1)
+    >>> report["selected"], report["examples"]
+    (8, 8)
+    """
+    student_head = _multiclass_head(student, "student")
+    teacher_head = _multiclass_head(teacher, "teacher")
+    if student_head.units != teacher_head.units:
+        raise ValueError(f"`teacher` predicts {teacher_head.units} classes but `student` {student_head.units}.")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
+        raise ValueError(f"`threshold` must be a probability in (0, 1]. Received: threshold={threshold!r}")
+    for name, value in (("epochs", epochs), ("repeat", repeat), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
+        raise ValueError(f"`learning_rate` must be positive. Received: learning_rate={learning_rate!r}")
+    student_names, teacher_names = _input_keys(student), _input_keys(teacher)
+    new, count = _array_dict(inputs, "inputs", sorted(set(student_names) | set(teacher_names)))
+    if count == 0:
+        raise ValueError("`inputs` holds no example to adapt on.")
+    probabilities = np.asarray(teacher.predict({n: new[n] for n in teacher_names}, batch_size=256, verbose=0))
+    confidence, pseudo = probabilities.max(axis=1), probabilities.argmax(axis=1)
+    positions = np.flatnonzero(confidence >= threshold)
+    if len(positions) == 0:
+        raise ValueError(f"No example of `inputs` reaches threshold={threshold}: the teacher's highest "
+                         f"confidence is {confidence.max():.3f}. Lower `threshold`, or train the teacher further.")
+    x = {n: np.repeat(new[n][positions], repeat, axis=0) for n in student_names}
+    y = np.repeat(pseudo[positions], repeat).astype("int32")
+    if labeled is not None:
+        if not isinstance(labeled, tuple) or len(labeled) != 2:
+            raise ValueError("`labeled` must be a tuple (dict of arrays, labels). "
+                             f"Received: {type(labeled).__name__}")
+        replay, replay_count = _array_dict(labeled[0], "labeled[0]", student_names)
+        replay_labels = np.asarray(labeled[1]).reshape(-1)
+        if len(replay_labels) != replay_count:
+            raise ValueError(f"`labeled` has {replay_count} examples but {len(replay_labels)} labels.")
+        x = {n: np.concatenate([replay[n], x[n]]) for n in student_names}
+        y = np.concatenate([replay_labels.astype("int32"), y])
+    dataset = (tf.data.Dataset.from_tensor_slices((x, y))
+               .shuffle(len(y), seed=seed, reshuffle_each_iteration=True).batch(batch_size))
+    student.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=student_head.loss,
+                    metrics=student_head.metrics())
+    history = student.fit(dataset, epochs=epochs, verbose=verbose)
+    return {"selected": len(positions), "examples": int(count), "positions": positions,
+            "labels": pseudo[positions], "confidence": confidence, "history": history.history}

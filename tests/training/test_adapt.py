@@ -1,4 +1,4 @@
-"""``mmzoo.training.adapt``: AdaBN on a real new voice."""
+"""``mmzoo.training.adapt``: AdaBN and cross-modal adaptation on a real new voice."""
 
 import keras
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 import mmzoo
 from mmzoo import branches, heads
 from mmzoo.datasets import av_digits_recipe as recipe
-from mmzoo.training.adapt import adapt_batch_norm, batch_norm_layers
+from mmzoo.training.adapt import adapt_batch_norm, batch_norm_layers, cross_modal_adapt
 
 
 def _recordings(data_dir, speaker, n=40):
@@ -100,3 +100,114 @@ def test_adapt_refuses_models_it_cannot_adapt():
     inner = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization(name="inner_bn")], name="inner")
     with pytest.raises(ValueError, match="'inner' .* BatchNormalization layers of its own"):
         adapt_batch_norm(keras.Model(inputs, inner(inputs)), {"x": np.zeros((2, 3))})
+
+
+# ----------------------------------------------------------------------------------- cross_modal_adapt
+
+
+def _new_voice_pairs(data_dir, speaker="jackson", takes=4):
+    """``takes`` recordings of each digit by ``speaker``, each paired with an MNIST image of that digit."""
+    paths = [data_dir / "fsdd" / "recordings" / f"{d}_{speaker}_{i}.wav" for d in range(10) for i in range(takes)]
+    waves = np.stack([recipe.fit_waveform(recipe.read_wav_int16(str(p))[0]) for p in paths])
+    labels = np.repeat(np.arange(10), takes)
+    images, image_labels = recipe.read_mnist(str(data_dir / "mnist"))
+    chosen = recipe.pair_images(labels, image_labels, np.arange(1, len(image_labels), 2))
+    return {"audio": waves, "image": images[chosen].astype("float32")[..., None] / 255.0}, labels
+
+
+@pytest.fixture(scope="module")
+def audio_and_image_models():
+    """An audio model (the student) and an image model (the teacher), each trained alone on the embedded data."""
+    train_ds, _ = mmzoo.datasets.av_digits(batch_size=32)
+    models = {}
+    for name, branch in (("audio", lambda: branches.audio_spectrogram_cnn(4000, 8000, filters=(8, 16),
+                                                                          reduction="flatten")),
+                         ("image", lambda: branches.image_cnn((28, 28, 1), filters=(16, 32), reduction="flatten",
+                                                              name="image"))):
+        keras.utils.set_random_seed(0)
+        model = mmzoo.compose([branch()], head=heads.multiclass(10), hidden=(32,))
+        only = train_ds.map(lambda x, y, n=name: ({n: x[n]}, y))
+        model.fit(only.take(20) if name == "audio" else only, epochs=2 if name == "audio" else 3, verbose=0)
+        models[name] = model
+    return models
+
+
+def test_cross_modal_adapt_fine_tunes_the_student_on_the_teachers_confident_labels(audio_and_image_models, data_dir):
+    """Only the examples the teacher is sure of are used, with its labels, and the student learns them."""
+    student, teacher = audio_and_image_models["audio"], audio_and_image_models["image"]
+    student = keras.models.clone_model(student)
+    student.set_weights(audio_and_image_models["audio"].get_weights())
+    pairs, labels = _new_voice_pairs(data_dir)
+    probabilities = teacher.predict({"image": pairs["image"]}, verbose=0)
+    threshold = 0.8
+    expected = np.flatnonzero(probabilities.max(1) >= threshold)
+    assert 10 <= len(expected) < len(labels), "the teacher should be sure of some, not all, of these pairs"
+    pseudo = probabilities.argmax(1)[expected]
+    agreement_before = (student.predict({"audio": pairs["audio"][expected]}, verbose=0).argmax(1) == pseudo).mean()
+
+    train_ds, _ = mmzoo.datasets.av_digits(batch_size=256, shuffle=False)
+    replay_x, replay_y = next(iter(train_ds))
+    report = cross_modal_adapt(student, teacher, pairs, labeled=({"audio": replay_x["audio"].numpy()},
+                                                                 replay_y.numpy()), threshold=threshold)
+    assert report["selected"] == len(expected) and report["examples"] == len(labels)
+    np.testing.assert_array_equal(report["positions"], expected)
+    np.testing.assert_array_equal(report["labels"], pseudo)
+    np.testing.assert_allclose(report["confidence"], probabilities.max(1), rtol=1e-5, atol=1e-6)
+    assert len(report["history"]["loss"]) == 5  # the default epochs
+    agreement_after = (student.predict({"audio": pairs["audio"][expected]}, verbose=0).argmax(1) == pseudo).mean()
+    print(f"agreement with the teacher on {len(expected)} pairs: {agreement_before:.2f} -> {agreement_after:.2f}")
+    assert agreement_after > agreement_before + 0.2
+    # The teacher is untouched.
+    np.testing.assert_allclose(teacher.predict({"image": pairs["image"]}, verbose=0), probabilities, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"threshold": 0}, "`threshold` must be a probability"),
+        ({"threshold": 1.5}, "`threshold` must be a probability"),
+        ({"epochs": 0}, "`epochs` must be a positive integer"),
+        ({"repeat": 2.5}, "`repeat` must be a positive integer"),
+        ({"learning_rate": -1.0}, "`learning_rate` must be positive"),
+        ({"inputs": {"audio": np.zeros((4, 4000), "float32")}}, "`inputs` lacks \\['image'\\]"),
+        ({"inputs": [np.zeros((4, 4000))]}, "`inputs` must be a dict"),
+        ({"inputs": {"audio": np.zeros((4, 4000)), "image": np.zeros((3, 28, 28, 1))}}, "one length"),
+        ({"inputs": {"audio": np.zeros((0, 4000)), "image": np.zeros((0, 28, 28, 1))}}, "no example"),
+        ({"labeled": ({"audio": np.zeros((4, 4000), "float32")}, np.zeros(3))}, "4 examples but 3 labels"),
+        ({"labeled": {"audio": np.zeros((4, 4000))}}, "`labeled` must be a tuple"),
+        ({"labeled": ({"image": np.zeros((4, 28, 28, 1))}, np.zeros(4))}, "`labeled\\[0\\]` lacks \\['audio'\\]"),
+    ],
+)
+def test_cross_modal_adapt_rejects_bad_arguments(audio_and_image_models, kwargs, match):
+    arguments = {"inputs": {"audio": np.zeros((4, 4000), "float32"), "image": np.zeros((4, 28, 28, 1), "float32")},
+                 "threshold": 0.01, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        cross_modal_adapt(audio_and_image_models["audio"], audio_and_image_models["image"], **arguments)
+
+
+def test_cross_modal_adapt_says_how_sure_the_teacher_was_when_it_is_never_sure_enough(audio_and_image_models):
+    keras.utils.set_random_seed(0)
+    untrained = mmzoo.compose([branches.image_cnn((28, 28, 1), filters=(4,), name="image")],
+                              head=heads.multiclass(10))
+    inputs = {"audio": np.zeros((4, 4000), "float32"), "image": np.zeros((4, 28, 28, 1), "float32")}
+    with pytest.raises(ValueError, match="No example of `inputs` reaches threshold=0.99: the teacher's highest "
+                                         "confidence is 0\\.[0-9]{3}"):
+        cross_modal_adapt(audio_and_image_models["audio"], untrained, inputs, threshold=0.99)
+
+
+def test_cross_modal_adapt_refuses_models_without_matching_multiclass_heads(audio_and_image_models):
+    audio = audio_and_image_models["audio"]
+    image = branches.image_cnn((28, 28, 1), filters=(4,), name="image")
+    inputs = {"audio": np.zeros((4, 4000), "float32"), "image": np.zeros((4, 28, 28, 1), "float32")}
+    with pytest.raises(ValueError, match="`teacher` predicts 3 classes but `student` 10"):
+        cross_modal_adapt(audio, mmzoo.compose([image], head=heads.multiclass(3)), inputs)
+    binary = mmzoo.compose([branches.image_cnn((28, 28, 1), filters=(4,), name="image")], head=heads.binary())
+    with pytest.raises(ValueError, match="`teacher` must end in a multiclass head.*'binary'"):
+        cross_modal_adapt(audio, binary, inputs)
+    plain_input = keras.Input((4000,), name="audio")
+    with pytest.raises(ValueError, match="`student`: `model` .* has no mmzoo head"):
+        cross_modal_adapt(keras.Model(plain_input, keras.layers.Dense(10)(plain_input)), image_model(), inputs)
+
+
+def image_model():
+    return mmzoo.compose([branches.image_cnn((28, 28, 1), filters=(4,), name="image")], head=heads.multiclass(10))
