@@ -29,6 +29,12 @@ seeds) and writes a bar plot next to each table:
   (``mmzoo.data.group_batches``); both also get a row "adapted to each test
   speaker": BatchNorm statistics re-estimated on that speaker's unlabeled
   test inputs (``mmzoo.training.adapt.adapt_batch_norm``), then restored.
+  Runs ending ``@cross_modal`` also train an image model (the teacher) and
+  report the audio model on half of each test speaker's recordings (odd
+  recording index) before and after ``mmzoo.training.adapt.cross_modal_adapt``
+  on the other half: the image model's confident labels of those unlabeled
+  pairs, the training data replayed; no test label is used, and no
+  recording it is scored on.
 
 Usage::
 
@@ -185,20 +191,26 @@ def _fit_loso(run, seed, epochs, x_train, y_train, groups, speakers):
     from mmzoo.training import ensemble
 
     model = _av_model(run, seed)
-    x_train = _inputs_of(model, x_train)
-    if "speaker_batches" in run.partition("@")[2].split("+"):
+    x_all, x_train = x_train, _inputs_of(model, x_train)
+    variants = run.partition("@")[2].split("+")
+    context = {}
+    if "cross_modal" in variants:  # the teacher: an image model, trained as the "image" run is
+        teacher = _av_model("image", seed)
+        teacher.fit(_inputs_of(teacher, x_all), y_train, batch_size=32, epochs=epochs, verbose=0)
+        context = {"teacher": teacher, "labeled": (x_train, y_train), "rebuild": lambda: _av_model(run, seed)}
+    if "speaker_batches" in variants:
         model.fit(data.group_batches(x_train, y_train, speakers, batch_size=32, seed=seed), epochs=epochs, verbose=0)
-        return {run: model}, ""
+        return {run: model}, "", context
     if run.partition("@")[0] != "ensemble":
         model.fit(x_train, y_train, batch_size=32, epochs=epochs, verbose=0)
-        return {run: model}, ""
+        return {run: model}, "", context
     train_ds = tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(len(y_train), seed=seed).batch(32)
     ensemble.fit_branches(model, train_ds, None, epochs)
     logits, targets, members = ensemble.out_of_group_logits(lambda: _av_model(run, seed), x_train, y_train, groups,
                                                             epochs, seed=seed, return_models=True)
     weights = ensemble.fit_weights_to_logits(model, logits, targets)
     note = f" (weights {weights}, fit on {len(np.unique(groups))} held-out groups)"
-    return {run: model, f"{run}, bagged": ensemble.bag(model, members)}, note
+    return {run: model, f"{run}, bagged": ensemble.bag(model, members)}, note, context
 
 
 def _adapted_accuracy(model, x, y, speakers):
@@ -218,7 +230,30 @@ def _adapted_accuracy(model, x, y, speakers):
     return correct / len(y)
 
 
-def _loso_accuracies(models, x, y, speakers):
+def _cross_modal_accuracies(model, context, x, y, speakers, indices, seed):
+    """Accuracy on each test speaker's odd-index recordings before and after cross-modal adaptation on the even ones."""
+    import numpy as np
+
+    from mmzoo.training.adapt import cross_modal_adapt
+
+    before = after = selected = 0
+    scored = indices % 2 == 1
+    for speaker in np.unique(speakers):
+        own = speakers == speaker
+        adapt_rows, score_rows = own & ~scored, own & scored
+        student = context["rebuild"]()
+        student.set_weights(model.get_weights())
+        score_x = {k: v[score_rows] for k, v in _inputs_of(student, x).items()}
+        before += int((student.predict(score_x, batch_size=256, verbose=0).argmax(-1) == y[score_rows]).sum())
+        report = cross_modal_adapt(student, context["teacher"], {k: v[adapt_rows] for k, v in x.items()},
+                                   labeled=context["labeled"], seed=seed)
+        selected += report["selected"]
+        after += int((student.predict(score_x, batch_size=256, verbose=0).argmax(-1) == y[score_rows]).sum())
+    total = int(scored.sum())
+    return before / total, after / total, selected / (len(y) - total)
+
+
+def _loso_accuracies(models, x, y, speakers, indices=None, context=None, seed=0):
     """Test accuracy of each model; for an ensemble, also of each of its branches alone (single-modality rows).
 
     Runs ending ``@adabn`` or ``@speaker_batches`` also get the accuracy with each test speaker's own
@@ -233,7 +268,19 @@ def _loso_accuracies(models, x, y, speakers):
         if {"adabn", "speaker_batches"} & set(name.partition("@")[2].split("+")):
             out[f"{name}, adapted to each test speaker"] = _adapted_accuracy(model, _inputs_of(model, x), y,
                                                                              speakers)
+        if "cross_modal" in name.partition("@")[2].split("+"):
+            before, after, share = _cross_modal_accuracies(model, context, x, y, speakers, indices, seed)
+            out[f"{name}, odd-index half"] = before
+            out[f"{name}, odd-index half, after cross-modal adaptation on the even half"] = after
+            print(f"  cross-modal adaptation: {share:.0%} of the even-index recordings pseudo-labelled", flush=True)
     return out
+
+
+def _recording_indices(ids):
+    """The FSDD take of each recording name ``{digit}_{speaker}_{index}.wav``."""
+    import numpy as np
+
+    return np.array([int(name.rsplit("_", 1)[1].split(".")[0]) for name in ids])
 
 
 def run_loso(runs, seeds, epochs, data_dir=None):
@@ -250,9 +297,11 @@ def run_loso(runs, seeds, epochs, data_dir=None):
             # The ensemble's weights are fit on held-out *training speakers*: a new voice is what the test holds.
             speakers = np.array([name.split("_")[1] for name in arrays["train_ids"]])
             test_speakers = np.array([name.split("_")[1] for name in arrays["test_ids"]])
+            test_indices = _recording_indices(arrays["test_ids"])
             for run in runs:
-                models, note = _fit_loso(run, seed, epochs, x_train, y_train, speakers, speakers)
-                for name, accuracy in _loso_accuracies(models, x_test, y_test, test_speakers).items():
+                models, note, context = _fit_loso(run, seed, epochs, x_train, y_train, speakers, speakers)
+                for name, accuracy in _loso_accuracies(models, x_test, y_test, test_speakers, test_indices, context,
+                                                       seed).items():
                     results.setdefault((name, seed), []).append(accuracy)
                     print(f"{name} seed {seed}, held-out speaker {speaker}: {accuracy:.3f}{note}", flush=True)
         standard = av_digits_full.load_full_arrays(data_dir)
@@ -261,8 +310,9 @@ def run_loso(runs, seeds, epochs, data_dir=None):
         speakers, test_speakers = (np.array([name.split("_")[1] for name in standard[f"{side}_ids"]])
                                    for side in ("train", "test"))
         for run in runs:
-            models, note = _fit_loso(run, seed, epochs, *standard["train"], folds, speakers)
-            for name, accuracy in _loso_accuracies(models, *standard["test"], test_speakers).items():
+            models, note, context = _fit_loso(run, seed, epochs, *standard["train"], folds, speakers)
+            for name, accuracy in _loso_accuracies(models, *standard["test"], test_speakers,
+                                                   _recording_indices(standard["test_ids"]), context, seed).items():
                 results.setdefault((f"{name} (within speaker)", seed), []).append(accuracy)
                 print(f"{name} seed {seed}, within speaker: {accuracy:.3f}{note}", flush=True)
     table = {}
