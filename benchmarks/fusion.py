@@ -34,7 +34,9 @@ seeds) and writes a bar plot next to each table:
   recording index) before and after ``mmzoo.training.adapt.cross_modal_adapt``
   on the other half: the image model's confident labels of those unlabeled
   pairs, the training data replayed; no test label is used, and no
-  recording it is scored on.
+  recording it is scored on. ``@cross_modal`` runs its two rounds (the
+  second labels with image and adapted audio together), ``@cross_modal_1``
+  one round (the image model alone labels).
 
 Usage::
 
@@ -194,10 +196,11 @@ def _fit_loso(run, seed, epochs, x_train, y_train, groups, speakers):
     x_all, x_train = x_train, _inputs_of(model, x_train)
     variants = run.partition("@")[2].split("+")
     context = {}
-    if "cross_modal" in variants:  # the teacher: an image model, trained as the "image" run is
+    if _cross_modal_rounds(run):  # the teacher: an image model, trained as the "image" run is
         teacher = _av_model("image", seed)
         teacher.fit(_inputs_of(teacher, x_all), y_train, batch_size=32, epochs=epochs, verbose=0)
-        context = {"teacher": teacher, "labeled": (x_train, y_train), "rebuild": lambda: _av_model(run, seed)}
+        context = {"teacher": teacher, "labeled": (x_train, y_train), "rebuild": lambda: _av_model(run, seed),
+                   "rounds": _cross_modal_rounds(run)}
     if "speaker_batches" in variants:
         model.fit(data.group_batches(x_train, y_train, speakers, batch_size=32, seed=seed), epochs=epochs, verbose=0)
         return {run: model}, "", context
@@ -230,6 +233,12 @@ def _adapted_accuracy(model, x, y, speakers):
     return correct / len(y)
 
 
+def _cross_modal_rounds(run):
+    """``cross_modal_adapt``'s rounds for a run: 2 for ``@cross_modal``, 1 for ``@cross_modal_1``, else 0."""
+    variants = run.partition("@")[2].split("+")
+    return 2 if "cross_modal" in variants else 1 if "cross_modal_1" in variants else 0
+
+
 def _cross_modal_accuracies(model, context, x, y, speakers, indices, seed):
     """Accuracy on each test speaker's odd-index recordings before and after cross-modal adaptation on the even ones."""
     import numpy as np
@@ -246,7 +255,7 @@ def _cross_modal_accuracies(model, context, x, y, speakers, indices, seed):
         score_x = {k: v[score_rows] for k, v in _inputs_of(student, x).items()}
         before += int((student.predict(score_x, batch_size=256, verbose=0).argmax(-1) == y[score_rows]).sum())
         report = cross_modal_adapt(student, context["teacher"], {k: v[adapt_rows] for k, v in x.items()},
-                                   labeled=context["labeled"], seed=seed)
+                                   labeled=context["labeled"], rounds=context["rounds"], seed=seed)
         selected += report["selected"]
         after += int((student.predict(score_x, batch_size=256, verbose=0).argmax(-1) == y[score_rows]).sum())
     total = int(scored.sum())
@@ -268,7 +277,7 @@ def _loso_accuracies(models, x, y, speakers, indices=None, context=None, seed=0)
         if {"adabn", "speaker_batches"} & set(name.partition("@")[2].split("+")):
             out[f"{name}, adapted to each test speaker"] = _adapted_accuracy(model, _inputs_of(model, x), y,
                                                                              speakers)
-        if "cross_modal" in name.partition("@")[2].split("+"):
+        if _cross_modal_rounds(name):
             before, after, share = _cross_modal_accuracies(model, context, x, y, speakers, indices, seed)
             out[f"{name}, odd-index half"] = before
             out[f"{name}, odd-index half, after cross-modal adaptation on the even half"] = after

@@ -242,7 +242,7 @@ def _input_keys(model):
     return list(model.input) if isinstance(model.input, dict) else [t.name for t in model.inputs]
 
 
-def cross_modal_adapt(student, teacher, inputs, labeled=None, threshold=0.9, epochs=5, repeat=4,
+def cross_modal_adapt(student, teacher, inputs, labeled=None, threshold=0.9, rounds=2, epochs=5, repeat=4,
                       learning_rate=3e-4, batch_size=32, seed=0, verbose=0):
     """Fine-tunes ``student`` on a new domain with the labels ``teacher`` is confident about.
 
@@ -252,9 +252,14 @@ def cross_modal_adapt(student, teacher, inputs, labeled=None, threshold=0.9, epo
     ``learning_rate`` and its head's loss, is then trained for ``epochs`` on
     those examples (each repeated ``repeat`` times) together with
     ``labeled``, its own training data replayed, in one seeded shuffle per
-    epoch. No true label of the new domain is used; the teacher and the
-    student need not share an input. Measured in the README's "A new
-    speaker": an image model teaching an audio model a voice it never heard.
+    epoch. Each further round (co-training) labels the examples anew with
+    both models, the teacher's probabilities times the adapted student's,
+    renormalised (a product of experts, as late fusion of logits), and
+    trains the student again from where it is: the student now knows the
+    new domain a little, so more examples pass ``threshold``. No true label
+    of the new domain is used; the teacher and the student need not share
+    an input. Measured in the README's "A new speaker": an image model
+    teaching an audio model a voice it never heard.
 
     Args:
         student: A built ``keras.Model`` with a multiclass head
@@ -268,8 +273,10 @@ def cross_modal_adapt(student, teacher, inputs, labeled=None, threshold=0.9, epo
         labeled: ``(dict of arrays, integer labels)`` of the student's
             training data, replayed so that it keeps what it learned, or
             ``None`` (the pseudo-labels alone: the student may forget).
-        threshold: Least teacher probability for an example to be used, in
+        threshold: Least probability for an example to be used, in
             ``(0, 1]``.
+        rounds: Labelling-and-training rounds: ``1``, the teacher alone
+            labels; from the second on, teacher and student together.
         epochs: Fine-tuning epochs.
         repeat: How many times each pseudo-labelled example is repeated per
             epoch (its weight against ``labeled``).
@@ -279,10 +286,12 @@ def cross_modal_adapt(student, teacher, inputs, labeled=None, threshold=0.9, epo
         verbose: Keras verbosity of the fine-tuning.
 
     Returns:
-        A dict: ``"selected"`` (examples pseudo-labelled), ``"examples"``
-        (examples in ``inputs``), ``"positions"`` (their row indices),
-        ``"labels"`` (their pseudo-labels), ``"confidence"`` (the teacher's
-        top probability of every example) and ``"history"`` (Keras history).
+        A dict about the last round: ``"selected"`` (examples
+        pseudo-labelled), ``"examples"`` (examples in ``inputs``),
+        ``"positions"`` (their row indices), ``"labels"`` (their
+        pseudo-labels), ``"confidence"`` (the top probability of every
+        example) and ``"history"`` (Keras history); and ``"rounds"``, one
+        ``{"selected": int, "history": dict}`` per round.
 
     Raises:
         ValueError: If a model has no multiclass head, the two disagree in
@@ -301,7 +310,7 @@ def cross_modal_adapt(student, teacher, inputs, labeled=None, threshold=0.9, epo
     >>> rng = np.random.default_rng(0)
     >>> new_voice = {"audio": rng.normal(0, 0.1, (8, 4000)).astype("float32"),
     ...              "image": rng.uniform(0, 1, (8, 28, 28, 1)).astype("float32")}
-    >>> report = cross_modal_adapt(audio, image, new_voice, threshold=0.01, epochs=1)
+    >>> report = cross_modal_adapt(audio, image, new_voice, threshold=0.01, rounds=1, epochs=1)
     >>> report["selected"], report["examples"]
     (8, 8)
     """
@@ -311,7 +320,7 @@ def cross_modal_adapt(student, teacher, inputs, labeled=None, threshold=0.9, epo
         raise ValueError(f"`teacher` predicts {teacher_head.units} classes but `student` {student_head.units}.")
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
         raise ValueError(f"`threshold` must be a probability in (0, 1]. Received: threshold={threshold!r}")
-    for name, value in (("epochs", epochs), ("repeat", repeat), ("batch_size", batch_size)):
+    for name, value in (("rounds", rounds), ("epochs", epochs), ("repeat", repeat), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
@@ -320,28 +329,40 @@ def cross_modal_adapt(student, teacher, inputs, labeled=None, threshold=0.9, epo
     new, count = _array_dict(inputs, "inputs", sorted(set(student_names) | set(teacher_names)))
     if count == 0:
         raise ValueError("`inputs` holds no example to adapt on.")
-    probabilities = np.asarray(teacher.predict({n: new[n] for n in teacher_names}, batch_size=256, verbose=0))
-    confidence, pseudo = probabilities.max(axis=1), probabilities.argmax(axis=1)
-    positions = np.flatnonzero(confidence >= threshold)
-    if len(positions) == 0:
-        raise ValueError(f"No example of `inputs` reaches threshold={threshold}: the teacher's highest "
-                         f"confidence is {confidence.max():.3f}. Lower `threshold`, or train the teacher further.")
-    x = {n: np.repeat(new[n][positions], repeat, axis=0) for n in student_names}
-    y = np.repeat(pseudo[positions], repeat).astype("int32")
+    replay = None
     if labeled is not None:
         if not isinstance(labeled, tuple) or len(labeled) != 2:
             raise ValueError("`labeled` must be a tuple (dict of arrays, labels). "
                              f"Received: {type(labeled).__name__}")
         replay, replay_count = _array_dict(labeled[0], "labeled[0]", student_names)
-        replay_labels = np.asarray(labeled[1]).reshape(-1)
+        replay_labels = np.asarray(labeled[1]).reshape(-1).astype("int32")
         if len(replay_labels) != replay_count:
             raise ValueError(f"`labeled` has {replay_count} examples but {len(replay_labels)} labels.")
-        x = {n: np.concatenate([replay[n], x[n]]) for n in student_names}
-        y = np.concatenate([replay_labels.astype("int32"), y])
-    dataset = (tf.data.Dataset.from_tensor_slices((x, y))
-               .shuffle(len(y), seed=seed, reshuffle_each_iteration=True).batch(batch_size))
+    teacher_probabilities = np.asarray(teacher.predict({n: new[n] for n in teacher_names}, batch_size=256, verbose=0),
+                                       np.float64)
+    student_inputs = {n: new[n] for n in student_names}
     student.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=student_head.loss,
                     metrics=student_head.metrics())
-    history = student.fit(dataset, epochs=epochs, verbose=verbose)
+    done = []
+    for round_number in range(rounds):
+        probabilities = teacher_probabilities
+        if round_number > 0:  # co-training: both models' evidence (a product of experts)
+            probabilities = probabilities * np.asarray(student.predict(student_inputs, batch_size=256, verbose=0))
+            probabilities = probabilities / np.maximum(probabilities.sum(axis=1, keepdims=True), 1e-30)
+        confidence, pseudo = probabilities.max(axis=1), probabilities.argmax(axis=1)
+        positions = np.flatnonzero(confidence >= threshold)
+        if len(positions) == 0:
+            whose = "the teacher's" if round_number == 0 else f"round {round_number + 1}'s (teacher and student)"
+            raise ValueError(f"No example of `inputs` reaches threshold={threshold}: {whose} highest confidence is "
+                             f"{confidence.max():.3f}. Lower `threshold`, or train the teacher further.")
+        x = {n: np.repeat(student_inputs[n][positions], repeat, axis=0) for n in student_names}
+        y = np.repeat(pseudo[positions], repeat).astype("int32")
+        if replay is not None:
+            x = {n: np.concatenate([replay[n], x[n]]) for n in student_names}
+            y = np.concatenate([replay_labels, y])
+        dataset = (tf.data.Dataset.from_tensor_slices((x, y))
+                   .shuffle(len(y), seed=seed + round_number, reshuffle_each_iteration=True).batch(batch_size))
+        history = student.fit(dataset, epochs=epochs, verbose=verbose, shuffle=False)  # the dataset shuffles (seeded)
+        done.append({"selected": len(positions), "history": history.history})
     return {"selected": len(positions), "examples": int(count), "positions": positions,
-            "labels": pseudo[positions], "confidence": confidence, "history": history.history}
+            "labels": pseudo[positions], "confidence": confidence, "history": history.history, "rounds": done}

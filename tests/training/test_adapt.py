@@ -147,8 +147,8 @@ def test_cross_modal_adapt_fine_tunes_the_student_on_the_teachers_confident_labe
 
     train_ds, _ = mmzoo.datasets.av_digits(batch_size=256, shuffle=False)
     replay_x, replay_y = next(iter(train_ds))
-    report = cross_modal_adapt(student, teacher, pairs, labeled=({"audio": replay_x["audio"].numpy()},
-                                                                 replay_y.numpy()), threshold=threshold)
+    replay = ({"audio": replay_x["audio"].numpy()}, replay_y.numpy())
+    report = cross_modal_adapt(student, teacher, pairs, labeled=replay, threshold=threshold, rounds=1)
     assert report["selected"] == len(expected) and report["examples"] == len(labels)
     np.testing.assert_array_equal(report["positions"], expected)
     np.testing.assert_array_equal(report["labels"], pseudo)
@@ -160,6 +160,15 @@ def test_cross_modal_adapt_fine_tunes_the_student_on_the_teachers_confident_labe
     # The teacher is untouched.
     np.testing.assert_allclose(teacher.predict({"image": pairs["image"]}, verbose=0), probabilities, atol=1e-6)
 
+    # A second round labels with both models: the student now knows the voice, so more pairs pass the threshold.
+    student.set_weights(audio_and_image_models["audio"].get_weights())
+    report = cross_modal_adapt(student, teacher, pairs, labeled=replay, threshold=threshold, rounds=2)
+    first, second = report["rounds"]
+    print(f"pairs selected in rounds 1 and 2: {first['selected']}, {second['selected']}")
+    assert first["selected"] == len(expected) and second["selected"] == report["selected"]
+    assert second["selected"] > first["selected"]
+    assert (report["confidence"][report["positions"]] >= threshold).all()
+
 
 @pytest.mark.parametrize(
     "kwargs, match",
@@ -167,6 +176,7 @@ def test_cross_modal_adapt_fine_tunes_the_student_on_the_teachers_confident_labe
         ({"threshold": 0}, "`threshold` must be a probability"),
         ({"threshold": 1.5}, "`threshold` must be a probability"),
         ({"epochs": 0}, "`epochs` must be a positive integer"),
+        ({"rounds": 0}, "`rounds` must be a positive integer"),
         ({"repeat": 2.5}, "`repeat` must be a positive integer"),
         ({"learning_rate": -1.0}, "`learning_rate` must be positive"),
         ({"inputs": {"audio": np.zeros((4, 4000), "float32")}}, "`inputs` lacks \\['image'\\]"),
