@@ -259,7 +259,10 @@ def cross_modal_adapt(student, teacher, inputs, labeled=None, threshold=0.9, rou
     new domain a little, so more examples pass ``threshold``. No true label
     of the new domain is used; the teacher and the student need not share
     an input. Measured in the README's "A new speaker": an image model
-    teaching an audio model a voice it never heard.
+    teaching an audio model a voice it never heard. For a late-fusion model
+    (``fusion.late("weighted")``, ``fit(fusion="ensemble")``), pass its
+    branches, ``mmzoo.training.ensemble.branch_models(model)["audio"]`` and
+    ``[...]["image"]``: they share its layers, so the fused model adapts too.
 
     Args:
         student: A built ``keras.Model`` with a multiclass head

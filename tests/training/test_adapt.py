@@ -219,5 +219,26 @@ def test_cross_modal_adapt_refuses_models_without_matching_multiclass_heads(audi
         cross_modal_adapt(keras.Model(plain_input, keras.layers.Dense(10)(plain_input)), image_model(), inputs)
 
 
+def test_cross_modal_adapt_on_a_late_fusion_models_branches_adapts_the_fused_model():
+    from mmzoo import fusion
+    from mmzoo.training import ensemble
+
+    keras.utils.set_random_seed(0)
+    model = mmzoo.compose([branches.image_cnn((28, 28, 1), filters=(4,), name="image"),
+                           branches.audio_spectrogram_cnn(4000, 8000, filters=(4,), name="audio")],
+                          fusion=fusion.late("weighted"), head=heads.multiclass(10))
+    rng = np.random.default_rng(0)
+    inputs = {"audio": rng.normal(0, 0.1, (8, 4000)).astype("float32"),
+              "image": rng.uniform(0, 1, (8, 28, 28, 1)).astype("float32")}
+    before = model.predict(inputs, verbose=0)
+    image_weights = [w.numpy() for w in model.get_layer("image_logits").weights]
+    alone = ensemble.branch_models(model)
+    report = cross_modal_adapt(alone["audio"], alone["image"], inputs, threshold=0.01, rounds=1, epochs=1)
+    assert report["selected"] == 8
+    assert np.abs(model.predict(inputs, verbose=0) - before).max() > 1e-4  # the fused model's audio branch moved
+    for kept, now in zip(image_weights, model.get_layer("image_logits").weights):
+        np.testing.assert_array_equal(now.numpy(), kept)  # the teacher's layers did not
+
+
 def image_model():
     return mmzoo.compose([branches.image_cnn((28, 28, 1), filters=(4,), name="image")], head=heads.multiclass(10))
