@@ -180,7 +180,7 @@ def columns_from_metadata(metadata, path, names=None):
             columns[name] = _audio_column(name, raw)
         elif kind == "text":
             columns[name] = TextColumn(name, load_tokenizer(os.path.join(path, raw["tokenizer_dir"])),
-                                       max_bytes=raw.get("max_bytes"))
+                                       max_bytes=raw.get("max_bytes"), allow_empty=raw.get("allow_empty", False))
         else:
             raise ExplainError(f"input {name!r} is {kind or 'not a raw input'}; mmzoo explain reads images, audio "
                                "and text")

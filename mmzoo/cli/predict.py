@@ -95,7 +95,7 @@ def _gather(args, inputs):
             column = []
             for i, row in enumerate(rows):
                 if name not in row or row[name] in (None, ""):
-                    if spec.get("optional"):
+                    if spec.get("optional") or (spec.get("raw") or {}).get("allow_empty"):
                         column.append("")  # absent: the model was trained to do without it
                         continue
                     raise PredictError(f"--manifest: {args.manifest} example {i + 1}: missing input {name!r}")

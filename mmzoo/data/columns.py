@@ -269,6 +269,10 @@ class TextColumn:
             100,000: a tokenizer's cost grows with the text, and no model
             reads more than its ``sequence_length`` tokens). Longer rows are
             bad rows in training; ``serving_raw`` refuses them the same way.
+        allow_empty: Accept empty text (all padding ids; a masked pooling
+            reads it as "nothing here"). Default False: an empty text is a bad
+            row. ``mmzoo.fit`` sets it for each of several text columns, where
+            an empty field is information (an emoji without tags).
 
     Raises:
         ValueError: If an argument is invalid; for a ``tokenizer`` that is
@@ -283,8 +287,11 @@ class TextColumn:
     ['annotation', 'tags']
     """
 
-    def __init__(self, columns, tokenizer, separator=" ", max_bytes=None):
+    def __init__(self, columns, tokenizer, separator=" ", max_bytes=None, allow_empty=False):
         self.columns = _column_names("columns", columns)
+        if not isinstance(allow_empty, bool):
+            raise ValueError(f"`allow_empty` must be True or False. Received: allow_empty={allow_empty!r}")
+        self.allow_empty = allow_empty
         self.tokenizer = check_tokenizer("tokenizer", tokenizer)
         self.separator = separator
         self.max_bytes = DEFAULT_MAX_TEXT_BYTES if max_bytes is None else check.positive_int("max_bytes", max_bytes)
@@ -304,11 +311,11 @@ class TextColumn:
         return self.separator.join(values)
 
     def row_problem(self, manifest, i):
-        """A message if a field is not valid UTF-8, or the text is empty or longer than ``max_bytes``."""
+        """A message if a field is not valid UTF-8, or the text is empty (unless ``allow_empty``) or too long."""
         for column in self.columns:
             if not is_valid_utf8(manifest.value(i, column)):
                 return f"text in column {column!r} is not valid UTF-8"
-        if not "".join(manifest.value(i, c) for c in self.columns).strip():
+        if not self.allow_empty and not "".join(manifest.value(i, c) for c in self.columns).strip():
             return f"empty text in column(s) {self.columns}"
         size = len(self.python_value(manifest, i).encode("utf-8", "surrogateescape"))
         if size > self.max_bytes:

@@ -107,7 +107,8 @@ def column_config(column):
                 + " as one string joined with '\\x1f'", "columns": list(column.columns),
                 "vocabularies": column.vocabularies}
     return {"kind": "text", "encoding": "UTF-8 string", "tokenizer": column.tokenizer.get_config(),
-            "vocabulary_size": column.tokenizer.vocabulary_size, "max_bytes": column.max_bytes}
+            "vocabulary_size": column.tokenizer.vocabulary_size, "max_bytes": column.max_bytes,
+            "allow_empty": bool(getattr(column, "allow_empty", False))}
 
 
 def _has_prefix(strings, prefix, offset=0):
@@ -120,7 +121,9 @@ def _check_text(name, column, strings, optional):
     """Serving refuses what training refuses: empty, invalid UTF-8 or over-long text (``TextColumn.max_bytes``)."""
     valid = tf.equal(tf.strings.unicode_transcode(strings, "UTF-8", "UTF-8", errors="replace"), strings)
     present = tf.greater(tf.strings.length(tf.strings.strip(strings)), 0)
-    if optional:
+    if getattr(column, "allow_empty", False):  # an empty field is a value (trained so), not a bad request
+        present = tf.ones_like(present)
+    elif optional:
         present = tf.logical_or(present, tf.equal(strings, ""))
     short = tf.strings.length(strings) <= column.max_bytes
     absent = " (an empty string is absent)" if optional else ""

@@ -71,7 +71,7 @@ def compare(train, label, columns="auto", valid=None, valid_fraction=0.1, group=
         group: Hold whole groups of this column out as validation (see ``mmzoo.fit``).
         test: Test data (scores are measured here when given).
         fusions: Fusion kinds to try on all inputs.
-        singles: Also train each input alone.
+        singles: Also train each modality alone (all the inputs of that kind: a row's text columns together).
         seeds: Seeds per model (``seed``, ``seed + 1``, ...).
         epochs: Most epochs per run (early stopping on validation loss).
         batch_size: Examples per batch.
@@ -114,8 +114,12 @@ def compare(train, label, columns="auto", valid=None, valid_fraction=0.1, group=
     metric = {"regression": "rmse", "multilabel": "macro_f1"}.get(plan.task, "accuracy")
 
     configs = []
+    by_modality = {}
+    for name in plan.features:
+        by_modality.setdefault(plan.modalities[name], []).append(name)
     if singles or len(plan.features) == 1:
-        configs += [(name, (name,), None) for name in plan.features]
+        # Each modality alone; a modality of several inputs (a row's text columns) is one row, named by its kind.
+        configs += [(names[0] if len(names) == 1 else kind, tuple(names), None) for kind, names in by_modality.items()]
     if len(plan.features) > 1:
         configs += [(f"fusion: {kind}", tuple(plan.features), kind) for kind in fusions]
     rows = []

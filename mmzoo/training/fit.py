@@ -318,8 +318,9 @@ def plan_data(manifest, label, columns="auto", modalities=None, verbose=True, im
             column -> kind (``"image"``, ``"audio"``, ``"text"``,
             ``"numeric"``, ``"categorical"``, ``"ignore"`` or ``"auto"``). An
             image/audio "column" may be a path template (``"images/{hexcode}.png"``).
-        modalities: Keep only these model inputs (e.g. ``("text",)`` for a
-            single-modality baseline); ``None`` keeps all.
+        modalities: Keep only these model inputs or modality kinds (e.g.
+            ``("text",)`` keeps every text input: a single-modality
+            baseline); ``None`` keeps all.
         verbose: Print the decisions.
         image_size: Largest image side fed to the model (images are resized
             to keep their aspect ratio); default 64.
@@ -366,8 +367,12 @@ def plan_data(manifest, label, columns="auto", modalities=None, verbose=True, im
                 rate, samples = _audio_geometry(manifest, column)
                 spec = data_lib.AudioColumn(column, sampling_rate=rate, num_samples=samples, crop="center")
             features[name], modality_of[name] = spec, kind
-    if by_kind["text"]:
-        features[TEXT_INPUT], modality_of[TEXT_INPUT] = _text_column(manifest, by_kind["text"]), "text"
+    texts = by_kind["text"]
+    for column in texts:
+        # One input per text column, each with its own vocabulary: a title and its tags are different
+        # words, and an empty field is information ("no tags") that a joined text would hide.
+        name = TEXT_INPUT if len(texts) == 1 else _input_name(column)
+        features[name], modality_of[name] = _text_column(manifest, [column], allow_empty=len(texts) > 1), "text"
     if by_kind["numeric"]:
         spec = data_lib.NumericColumn(by_kind["numeric"])
         features["numeric"], modality_of["numeric"] = spec, "numeric"
@@ -376,13 +381,13 @@ def plan_data(manifest, label, columns="auto", modalities=None, verbose=True, im
         modality_of["categorical"] = "categorical"
     if modalities is not None:
         modalities = (modalities,) if isinstance(modalities, str) else tuple(modalities)
-        unknown = sorted(set(modalities) - set(features))
+        unknown = sorted(set(modalities) - set(features) - set(modality_of.values()))
         if unknown or not modalities:
             raise FitError(
                 f"modalities: {unknown or modalities!r} not among this data's inputs {sorted(features)}"
             )
-        features = {k: v for k, v in features.items() if k in modalities}
-        modality_of = {k: v for k, v in modality_of.items() if k in modalities}
+        features = {k: v for k, v in features.items() if k in modalities or modality_of[k] in modalities}
+        modality_of = {k: v for k, v in modality_of.items() if k in features}
     if not features:
         raise FitError(f"no usable input column (columns: {kinds}); name them with columns={{...}}")
     for spec in features.values():
@@ -401,13 +406,15 @@ def _input_name(column):
     return name
 
 
-def _text_column(manifest, columns):
+def _text_column(manifest, columns, allow_empty=False):
     from mmzoo import data as data_lib  # noqa: PLC0415
 
     texts = []
     for i in range(len(manifest)):
         parts = [manifest.records[i].get(c) for c in columns]
         texts.append(" ".join(str(p) for p in parts if p is not None))
+    if allow_empty and not any(t.strip() for t in texts):
+        raise FitError(f"columns: text column(s) {columns} are empty in every training row")
     import tensorflow as tf  # noqa: PLC0415
 
     # Lengths in the tokenizer's own words (punctuation and script changes split words too).
@@ -416,7 +423,7 @@ def _text_column(manifest, columns):
                               for i in range(0, len(texts), 4096)])
     sequence_length = int(min(MAX_SEQUENCE_LENGTH, max(4, np.percentile(lengths, 99))))
     tokenizer = data_lib.VocabTokenizer.fit(texts, sequence_length=sequence_length, vocabulary_size=VOCABULARY_SIZE)
-    return data_lib.TextColumn(columns, tokenizer)
+    return data_lib.TextColumn(columns, tokenizer, allow_empty=allow_empty)
 
 
 # ----------------------------------------------------------------------------------------------- model
@@ -836,7 +843,8 @@ def fit(
             ``ensemble`` (one input: none); the chosen trial's model is the
             result (retrained only when ``callbacks`` or ``tensorboard`` are
             given, so they see the final training).
-        modalities: Use only these inputs (e.g. ``("text",)``): single-modality baselines.
+        modalities: Use only these inputs or modality kinds (e.g.
+            ``("text",)``, every text input): single-modality baselines.
         modality_dropout: Rate of whole-modality dropout at train time; the
             trained model also answers with a modality absent (all-zeros
             input; an empty field in ``serving_raw``). See ``mmzoo.balance``.

@@ -143,3 +143,18 @@ def test_text_longer_than_max_bytes_is_a_bad_row():
     assert column.row_problem(manifest, 1) == "text in column(s) ['caption'] is 38 bytes long (max_bytes=20)"
     with pytest.raises(ValueError, match="max_bytes"):
         TextColumn("caption", tokenizer, max_bytes=0)
+
+
+def test_empty_text_is_a_bad_row_unless_allowed_and_then_decodes_to_padding():
+    from mmzoo.data import TextColumn, VocabTokenizer
+    from mmzoo.data.manifest import Manifest
+
+    tokenizer = VocabTokenizer.fit(["cheerful, happy", "grin"], sequence_length=4)
+    manifest = Manifest([{"tags": "cheerful, happy"}, {"tags": ""}])
+    assert TextColumn("tags", tokenizer).row_problem(manifest, 1) == "empty text in column(s) ['tags']"
+    allowed = TextColumn("tags", tokenizer, allow_empty=True)
+    assert allowed.row_problem(manifest, 1) is None
+    assert allowed.decode(tf.constant("")).numpy().tolist() == [0, 0, 0, 0]  # all padding: "no tags"
+    assert allowed.decode(tf.constant("cheerful, happy")).numpy()[0] != 0
+    with pytest.raises(ValueError, match="allow_empty"):
+        TextColumn("tags", tokenizer, allow_empty="yes")

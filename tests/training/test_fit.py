@@ -34,7 +34,10 @@ def emoji_dir(shared_data, tmp_path_factory):
     """train.jsonl (160 emojis of 4 groups), test.jsonl (40 others), images/ beside them."""
     folder = tmp_path_factory.mktemp("emoji")
     os.symlink(shared_data / "openmoji" / "images", folder / "images")
-    for name, rows in (("train.jsonl", _rows(shared_data, 40)), ("test.jsonl", _rows(shared_data, 10, offset=40))):
+    test_rows = _rows(shared_data, 10, offset=40)
+    for row in test_rows[::7]:
+        row["tags"] = ""  # an empty field of one of several text columns is a value, not a bad row
+    for name, rows in (("train.jsonl", _rows(shared_data, 40)), ("test.jsonl", test_rows)):
         with open(folder / name, "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in rows)
     return folder
@@ -47,7 +50,9 @@ def test_fit_selects_on_validation_and_exports_a_model_that_serves_the_same_file
     result = mmzoo.fit(str(emoji_dir / "train.jsonl"), label="group", columns=COLUMNS,
                        test=str(emoji_dir / "test.jsonl"), fusion="concat", epochs=2, batch_size=32, image_size=24,
                        output_dir=str(tmp_path / "run"), verbose=0)
-    assert set(result.plan.features) == {"image", "text"} and result.plan.task == "multiclass"
+    # One input per text column, each with its own vocabulary (an empty field stays visible).
+    assert set(result.plan.features) == {"image", "annotation", "tags"} and result.plan.task == "multiclass"
+    assert result.plan.features["tags"].allow_empty and result.plan.features["tags"].columns == ["tags"]
     assert result.valid["num_examples"] == 16  # a stratified 10% of 160
     assert result.test["num_examples"] == 40 and 0.0 <= result.test["accuracy"] <= 1.0
     assert set(result.test["per_class"]) == set(GROUPS)
@@ -62,8 +67,9 @@ import json, numpy as np, tensorflow as tf, tensorflow_text  # noqa
 rows = [json.loads(l) for l in open({str(emoji_dir / 'test.jsonl')!r})]
 m = tf.saved_model.load({str(tmp_path / 'run' / 'model')!r})
 images = [open({str(emoji_dir)!r} + '/images/' + r['hexcode'] + '.png', 'rb').read() for r in rows]
-texts = [r['annotation'] + ' ' + r['tags'] for r in rows]
-out = m.signatures['serving_raw'](image=tf.constant(images), text=tf.constant(texts))
+assert any(r['tags'] == '' for r in rows)
+out = m.signatures['serving_raw'](image=tf.constant(images), annotation=tf.constant([r['annotation'] for r in rows]),
+                                  tags=tf.constant([r['tags'] for r in rows]))
 np.save({str(tmp_path / 'probs.npy')!r}, out['probabilities'].numpy())
 assert 'mmzoo' not in __import__('sys').modules
 """
@@ -149,6 +155,27 @@ def test_fit_errors_are_one_line_with_exit_code_2(emoji_dir, tmp_path, capsys, a
     code = main(["fit", str(emoji_dir / "train.jsonl"), *args, "--output-dir", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_each_text_column_is_its_own_input_and_an_empty_field_is_a_value(emoji_dir):
+    manifest = fit_lib.as_manifest(str(emoji_dir / "test.jsonl"))
+    assert any(r["tags"] == "" for r in manifest.records)
+    plan = fit_lib.plan_data(manifest, "group", COLUMNS, verbose=False)
+    annotation, tags = plan.features["annotation"], plan.features["tags"]
+    assert plan.modalities == {"image": "image", "annotation": "text", "tags": "text"}
+    assert annotation.tokenizer is not tags.tokenizer and annotation.allow_empty and tags.allow_empty
+    fit_lib._check_rows(plan, manifest, "test", "raise")  # no bad row: "" is "no tags"
+    # A modality kind keeps all its inputs (a text-only baseline reads both columns).
+    assert set(fit_lib.plan_data(manifest, "group", COLUMNS, modalities=("text",), verbose=False).features) == {
+        "annotation", "tags"}
+    # One text column keeps the name "text", and an empty text there is still a bad row.
+    single = fit_lib.plan_data(manifest, "group", {"tags": "text"}, verbose=False)
+    assert set(single.features) == {"text"} and not single.features["text"].allow_empty
+    with pytest.raises(ValueError, match="empty text in column"):
+        fit_lib._check_rows(single, manifest, "test", "raise")
+    empty = fit_lib.as_manifest([{**r, "tags": ""} for r in manifest.records])
+    with pytest.raises(fit_lib.FitError, match=r"text column\(s\) \['tags'\] are empty in every training row"):
+        fit_lib.plan_data(empty, "group", {"annotation": "text", "tags": "text"}, verbose=False)
 
 
 def test_fit_refuses_a_single_class_label_and_an_empty_split(tmp_path):
