@@ -153,3 +153,14 @@ def _png_bomb(width, height):
 def png_bomb():
     """``png_bomb(width, height)`` -> bytes of a real, highly compressed PNG (a decompression bomb when large)."""
     return _png_bomb
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_state():
+    """Each test starts from a clear Keras session: models of earlier tests in the same worker
+    otherwise stay in Keras' global state and slow every later build and trace."""
+    yield
+    import sys
+
+    if "keras" in sys.modules:
+        sys.modules["keras"].backend.clear_session(free_memory=False)  # no gc.collect: ~0.5 s a test
