@@ -14,7 +14,10 @@ model is explained instead (time-frequency audio saliency on its
 spectrogram layer, attention weights).
 
 Each of ``--image``, ``--audio``, ``--text`` feeds the input of that name
-(or the model's only input of that kind). An input the export marks
+(or the model's only input of that kind); ``--input NAME=VALUE`` feeds any
+input by name (a model of ``mmzoo.fit`` has one text input per text column),
+and a text input that may be empty (``TextColumn(allow_empty=True)``) left
+out is the empty text. An input the export marks
 optional (a model trained with modality dropout) may be left out: it is
 absent (all zeros), as an empty string is in ``serving_raw``. Problems (a missing file, a
 modality the model does not have, a missing input) raise ``ExplainError``
@@ -56,6 +59,9 @@ def add_parser(subparsers):
     parser.add_argument("--image", help="image file (PNG/JPEG/GIF/BMP)")
     parser.add_argument("--audio", help="WAV file")
     parser.add_argument("--text", help="text")
+    parser.add_argument("--input", action="append", default=[], metavar="NAME=VALUE",
+                        help="any input by name: a file for image/audio inputs, the text for text inputs "
+                             "(e.g. --input tags='cheerful, happy'); repeat for each")
     parser.add_argument("--output", default="explanation.png", metavar="PNG",
                         help="figure to write (default: %(default)s)")
     parser.add_argument("--target", help="class to explain, a name or an id (default: the top class)")
@@ -123,11 +129,23 @@ def _assign(args, metadata):
         if name is None:
             raise ExplainError(f"--{flag}: this model has no {flag!r} input; its inputs: {sorted(kinds)}")
         values[name] = value
+    for item in args.input:
+        name, sep, value = item.partition("=")
+        if not sep or name not in kinds:
+            raise ExplainError(f"--input {item!r}: expected NAME=VALUE with NAME one of this model's inputs "
+                               f"{sorted(kinds)}")
+        if name in values:
+            raise ExplainError(f"--input {item!r}: input {name!r} is already given")
+        values[name] = value
+    for name, spec in metadata["inputs"].items():  # a text field that may be empty ("no tags") defaults to empty
+        if name not in values and (spec.get("raw") or {}).get("allow_empty"):
+            values[name] = ""
     absent = [name for name in kinds if name not in values and metadata["inputs"][name].get("optional")]
     missing = [name for name in kinds if name not in values and name not in absent]
     if missing:
         name = missing[0]
-        flag = f" (--{kinds[name]})" if kinds[name] in FLAGS else " (an input mmzoo explain has no flag for)"
+        only = kinds[name] in FLAGS and (name == kinds[name] or list(kinds.values()).count(kinds[name]) == 1)
+        flag = f" (--{kinds[name]})" if only else f" (--input {name}=...)"
         raise ExplainError(f"missing input {name!r}{flag}: this model needs {sorted(kinds)}")
     if not values:
         raise ExplainError(f"no input given: this model takes {sorted(kinds)}")

@@ -115,6 +115,38 @@ def test_text_export_occludes_tokens_and_takes_absent_inputs(capsys, tmp_path, s
     assert (tmp_path / "no_text.png").read_bytes()[:8] == PNG_MAGIC
 
 
+def test_inputs_by_name_and_a_text_field_that_may_be_empty(capsys, tmp_path, shared_data):
+    keras.utils.set_random_seed(5)
+    records = fx.openmoji_records()
+    annotation_tok = data.VocabTokenizer.fit([r["annotation"] for r in records], sequence_length=6,
+                                             vocabulary_size=200)
+    tags_tok = data.VocabTokenizer.fit([r["tags"] for r in records], sequence_length=8, vocabulary_size=200)
+    parts = [branches.image_cnn((24, 24, 3), filters=(4,), name="image"),
+             branches.text_embedding(sequence_length=6, vocabulary_size=200, embedding_dim=8, name="annotation"),
+             branches.text_embedding(sequence_length=8, vocabulary_size=200, embedding_dim=8, name="tags")]
+    model = mmzoo.compose(parts, head=heads.multiclass(3, class_names=["a", "b", "c"]), hidden=(8,))
+    columns = {"image": data.ImageColumn("image", (24, 24, 3)),
+               "annotation": data.TextColumn("annotation", annotation_tok),
+               "tags": data.TextColumn("tags", tags_tok, allow_empty=True)}
+    export = mmzoo.export(model, str(tmp_path / "fields"), preprocessing=columns)
+    emoji = shared_data / "openmoji" / "images" / "1F600.png"
+    code, out, err = _run(capsys, "explain", export, "--image", emoji, "--input", "annotation=grinning face",
+                          "--input", "tags=cheerful, happy", "--json", "--output", tmp_path / "a.png", "--steps", "2")
+    assert code == 0, err
+    assert set(json.loads(out)["shares"]) == {"image", "annotation", "tags"} and "warning" not in err
+    # Left out, the field that may be empty is the empty text (no tags), not a missing input.
+    code, out, err = _run(capsys, "explain", export, "--image", emoji, "--input", "annotation=grinning face",
+                          "--json", "--output", tmp_path / "b.png", "--steps", "2")
+    assert code == 0, err
+    assert json.loads(out)["ablation"]["tags"] == pytest.approx(0, abs=1e-6) and "warning" not in err
+    for argv, message in ((["--input", "caption=x"], "expected NAME=VALUE with NAME one of"),
+                          (["--input", "annotation"], "expected NAME=VALUE"),
+                          (["--text", "x"], "this model has no 'text' input"),
+                          ([], "missing input 'annotation' (--input annotation=...)")):
+        code, out, err = _run(capsys, "explain", export, "--image", emoji, *argv)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
