@@ -356,7 +356,14 @@ def plan_data(manifest, label, columns="auto", modalities=None, verbose=True, im
             kind, reasons[column] = inference.infer_kind(manifest, column)
         kinds[column] = kind
 
-    features, modality_of = {}, {}
+    features, modality_of, source = {}, {}, {}
+
+    def add(name, spec, kind, column):
+        if name in features:  # e.g. text columns "a b" and "a_b", or a text column named "image" beside an image
+            raise FitError(f"columns: {source[name]!r} and {column!r} would both be the model input {name!r}; "
+                           "rename one of them")
+        features[name], modality_of[name], source[name] = spec, kind, column
+
     by_kind = {k: [c for c, kk in kinds.items() if kk == k] for k in inference.KINDS}
     for kind in ("image", "audio"):
         for column in by_kind[kind]:
@@ -366,25 +373,25 @@ def plan_data(manifest, label, columns="auto", modalities=None, verbose=True, im
             else:
                 rate, samples = _audio_geometry(manifest, column)
                 spec = data_lib.AudioColumn(column, sampling_rate=rate, num_samples=samples, crop="center")
-            features[name], modality_of[name] = spec, kind
+            add(name, spec, kind, column)
     texts = by_kind["text"]
     for column in texts:
         # One input per text column, each with its own vocabulary: a title and its tags are different
         # words, and an empty field is information ("no tags") that a joined text would hide.
         name = TEXT_INPUT if len(texts) == 1 else _input_name(column)
-        features[name], modality_of[name] = _text_column(manifest, [column], allow_empty=len(texts) > 1), "text"
+        add(name, _text_column(manifest, [column], allow_empty=len(texts) > 1), "text", column)
     if by_kind["numeric"]:
-        spec = data_lib.NumericColumn(by_kind["numeric"])
-        features["numeric"], modality_of["numeric"] = spec, "numeric"
+        add("numeric", data_lib.NumericColumn(by_kind["numeric"]), "numeric", by_kind["numeric"][0])
     if by_kind["categorical"]:
-        features["categorical"] = data_lib.CategoricalColumn.fit(by_kind["categorical"], manifest)
-        modality_of["categorical"] = "categorical"
+        add("categorical", data_lib.CategoricalColumn.fit(by_kind["categorical"], manifest), "categorical",
+            by_kind["categorical"][0])
     if modalities is not None:
         modalities = (modalities,) if isinstance(modalities, str) else tuple(modalities)
         unknown = sorted(set(modalities) - set(features) - set(modality_of.values()))
         if unknown or not modalities:
             raise FitError(
-                f"modalities: {unknown or modalities!r} not among this data's inputs {sorted(features)}"
+                f"modalities: {unknown or modalities!r} not among this data's inputs {sorted(features)} "
+                f"or their kinds {sorted(set(modality_of.values()))}"
             )
         features = {k: v for k, v in features.items() if k in modalities or modality_of[k] in modalities}
         modality_of = {k: v for k, v in modality_of.items() if k in features}

@@ -176,6 +176,10 @@ def test_each_text_column_is_its_own_input_and_an_empty_field_is_a_value(emoji_d
     empty = fit_lib.as_manifest([{**r, "tags": ""} for r in manifest.records])
     with pytest.raises(fit_lib.FitError, match=r"text column\(s\) \['tags'\] are empty in every training row"):
         fit_lib.plan_data(empty, "group", {"annotation": "text", "tags": "text"}, verbose=False)
+    # Two columns that would be one input name are refused, naming both.
+    clash = fit_lib.as_manifest([{**r, "a b": r["annotation"], "a_b": r["tags"]} for r in manifest.records])
+    with pytest.raises(fit_lib.FitError, match="'a b' and 'a_b' would both be the model input 'a_b'"):
+        fit_lib.plan_data(clash, "group", {"a b": "text", "a_b": "text"}, verbose=False)
 
 
 def test_fit_refuses_a_single_class_label_and_an_empty_split(tmp_path):
