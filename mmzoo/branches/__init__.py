@@ -9,6 +9,7 @@ from mmzoo.branches.base import Branch
 from mmzoo.branches.image import image_cnn, image_resnet
 from mmzoo.branches.keras_app import image_keras_app
 from mmzoo.branches.keras_hub import image_keras_hub, text_keras_hub
+from mmzoo.branches.mobilenet import image_mobilenet_v2
 from mmzoo.branches.pretrained import PretrainedBranch, apply_preprocessors
 from mmzoo.branches.tabular import tabular_categorical, tabular_numeric
 from mmzoo.branches.text import text_bert, text_embedding, text_rnn, text_transformer
@@ -25,6 +26,7 @@ __all__ = [
     "image_cnn",
     "image_keras_app",
     "image_keras_hub",
+    "image_mobilenet_v2",
     "image_resnet",
     "image_tf_hub",
     "tabular_categorical",
