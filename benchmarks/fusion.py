@@ -14,7 +14,10 @@ seeds) and writes a bar plot next to each table:
   (``time_stretch=0.2``); variants combine with ``+`` (``audio@time_stretch+speaker_batches``).
 * ``openmoji``: OpenMoji groups (image + annotation/tags text -> 11 groups;
   the shared task's hash split) through ``mmzoo.fit`` (validation-selected
-  epoch), single modalities, fusions and ``fusion="auto"``.
+  epoch), single modalities, fusions and ``fusion="auto"``; images go through
+  ``fit``'s default encoder (the bundled pretrained MobileNetV2, frozen, 224
+  px), or with a run ending ``@cnn`` (``image@cnn``, ``auto@cnn``) through the
+  CNN trained from scratch at 64 px.
 * ``loso``: full-size AV-digits, leave-one-speaker-out (5 FSDD speakers):
   audio only, image only, concat and the uni-modal ensemble (each branch
   trained alone, its late-fusion weights fit on out-of-group logits of the
@@ -160,9 +163,12 @@ def run_openmoji(runs, seeds, epochs, data_dir=None):
     columns = {"image": "image", "annotation": "text", "tags": "text"}
     results = {}
     for run in runs:
-        kind, _, option = run.partition("+")
+        setting, _, encoder = run.partition("@")
+        kind, _, option = setting.partition("+")
         options = {"modality_dropout": {"modality_dropout": 0.3},
                    "auxiliary": {"auxiliary_loss_weight": 0.5}}.get(option, {})
+        if encoder:
+            options["image_encoder"] = encoder
         if kind in ("text", "image"):
             options["modalities"] = (kind,)
         else:

@@ -46,7 +46,13 @@ def _data_arguments(parser):
     parser.add_argument("--batch-size", type=int, default=32, help="batch size (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument(
-        "--image-size", type=int, metavar="PX", help="largest image side fed to the model (default: 64)"
+        "--image-size", type=int, metavar="PX",
+        help="largest image side fed to the model (default: 64; 224 for the pretrained encoder)"
+    )
+    parser.add_argument(
+        "--image-encoder", default="auto", choices=("auto", "mobilenet_v2", "cnn"),
+        help="'mobilenet_v2': the bundled pretrained MobileNetV2, frozen; 'cnn': a small CNN trained from scratch; "
+        "'auto': the pretrained one for colour images up to 20,000 rows (default: %(default)s)"
     )
     parser.add_argument("--output-dir", required=True, metavar="DIR", help="folder for the outputs")
 
@@ -141,7 +147,7 @@ def run(args):
                 args.train, args.label, _columns(args), valid=args.valid, valid_fraction=args.valid_fraction,
                 group=args.group, test=args.test, fusions=tuple(f for f in args.fusions.split(",") if f),
                 seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size, image_size=args.image_size,
-                output_dir=args.output_dir,
+                image_encoder=args.image_encoder, output_dir=args.output_dir,
                 seed=args.seed, verbose=1,
             )
             print(table.markdown())
@@ -155,7 +161,7 @@ def run(args):
             test=args.test, model=args.model, fusion=args.fusion,
             modalities=tuple(m for m in args.modalities.split(",") if m) if args.modalities else None,
             epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, image_size=args.image_size,
-            time_budget=args.time_budget,
+            image_encoder=args.image_encoder, time_budget=args.time_budget,
             folds=args.folds, group=args.group, ensemble_folds=args.ensemble_folds,
             tensorboard=args.tensorboard, output_dir=args.output_dir, seed=args.seed, verbose=0 if args.quiet else 2,
         )
@@ -175,9 +181,10 @@ def run(args):
 def _fit_retrieval(args, fit_lib):
     if args.label is not None:
         raise FitCommandError("--task retrieval trains on image-text pairs: it takes no --label")
-    for option in ("model", "fusion"):
+    for option in ("model", "fusion", "image_encoder"):
         if getattr(args, option) != "auto":
-            raise FitCommandError(f"--task retrieval trains a dual encoder: it takes no --{option}")
+            raise FitCommandError(f"--task retrieval trains a dual encoder: it takes no "
+                                  f"--{option.replace('_', '-')}")
     if args.group is not None:
         raise FitCommandError("--task retrieval trains a dual encoder: it takes no --group")
     for option in ("modalities", "time_budget", "folds", "ensemble_folds"):

@@ -59,7 +59,7 @@ class Comparison:
 
 def compare(train, label, columns="auto", valid=None, valid_fraction=0.1, group=None, test=None,
             fusions=DEFAULT_FUSIONS, singles=True, seeds=3, epochs=30, batch_size=32, learning_rate=1e-3, dropout=0.3,
-            hidden=(128,), patience=5, image_size=None, output_dir=None, seed=0, verbose=0):
+            hidden=(128,), patience=5, image_size=None, image_encoder="auto", output_dir=None, seed=0, verbose=0):
     """Trains every single input and each fusion on one split with several seeds; returns the table.
 
     Args:
@@ -79,7 +79,8 @@ def compare(train, label, columns="auto", valid=None, valid_fraction=0.1, group=
         dropout: Dropout after the hidden layers.
         hidden: Dense widths after the fusion.
         patience: Early-stopping patience.
-        image_size: Largest image side fed to the model (default 64).
+        image_size: Largest image side fed to the model (see ``mmzoo.fit``).
+        image_encoder: ``"auto"``, ``"mobilenet_v2"`` or ``"cnn"`` (see ``mmzoo.fit``).
         output_dir: Folder (local or ``gs://``) for ``compare.json``, ``compare.md`` and ``compare.png``.
         seed: First seed (also the split's seed).
         verbose: 1 prints each run's score.
@@ -102,7 +103,8 @@ def compare(train, label, columns="auto", valid=None, valid_fraction=0.1, group=
     manifest, _ = fit_lib._load(train, "train")
     if group is not None:
         columns = fit_lib._check_group(group, manifest, label, columns, valid, None)
-    plan = fit_lib.plan_data(manifest, label, columns, verbose=bool(verbose), image_size=image_size)
+    plan = fit_lib.plan_data(manifest, label, columns, verbose=bool(verbose), image_size=image_size,
+                             image_encoder=image_encoder)
     if valid is None:
         train_m, valid_m = fit_lib._split_train_valid(manifest, plan, valid_fraction, seed, group)
     else:
@@ -123,6 +125,8 @@ def compare(train, label, columns="auto", valid=None, valid_fraction=0.1, group=
     if len(plan.features) > 1:
         configs += [(f"fusion: {kind}", tuple(plan.features), kind) for kind in fusions]
     rows = []
+    if plan.encoders:
+        fit_lib._encoded_inputs(plan)  # made before the sub-plans copy it: each split is encoded once for all runs
     for name, inputs, kind in configs:
         sub = dataclasses.replace(plan, features={k: plan.features[k] for k in inputs},
                                   modalities={k: plan.modalities[k] for k in inputs})

@@ -10,10 +10,12 @@ The path, in order:
    validation split drives early stopping and the best-weights restore;
    ``test`` is evaluated once, at the end.
 3. **Model**: ``model="auto"`` sizes one branch per input to the data (image
-   size, clip length, vocabulary) and takes the head from the label;
+   size, clip length, vocabulary; colour images go through the bundled
+   pretrained MobileNetV2, frozen, whose features are computed once per
+   split: ``mmzoo.training.encoded``) and takes the head from the label;
    ``model=ZOO_NAME`` builds a zoo model with its input overrides.
-   ``fusion="auto"`` trains each of a small set of fusions and keeps the best
-   on validation.
+   ``fusion="auto"`` trains each of a small set of fusions and keeps the one
+   with the lowest validation log loss.
 4. **Reports**: validation and test reports (``mmzoo.training.metrics``),
    ``folds=K`` stratified cross-validation (mean +- std of every metric).
 5. **Export**: with ``output_dir``, the SavedModel (``serving_default`` and
@@ -46,7 +48,7 @@ from mmzoo.data import inference
 logger = logging.getLogger("mmzoo")
 
 FUSION_CHOICES = ("concat", "add", "weighted_sum", "attention", "gated", "low_rank", "late", "ensemble")
-AUTO_FUSIONS = ("concat", "attention", "ensemble")
+AUTO_FUSIONS = ("concat", "attention", "late", "ensemble")
 TEXT_INPUT = "text"
 MAX_IMAGE_SIDE = 64
 MAX_AUDIO_SECONDS = 2.0
@@ -56,6 +58,10 @@ FEATURE_NORM = True
 IMAGE_BATCH_NORM = False  # BatchNorm's moving statistics lag on small data: image-only 0.151 with, 0.413 without
 BUDGET_SMALL_IMAGES_BELOW = 300  # seconds of time_budget under which images default to BUDGET_IMAGE_SIDE
 BUDGET_IMAGE_SIDE = 32
+IMAGE_ENCODERS = ("auto", "mobilenet_v2", "cnn")
+ENCODER_IMAGE_SIDE = 224  # the bundled MobileNetV2's training size
+ENCODER_MIN_SIDE = 32
+ENCODER_MAX_ROWS = 20000  # image_encoder="auto": a frozen pretrained encoder for colour images up to this many rows
 
 
 class FitError(ValueError):
@@ -75,6 +81,9 @@ class DataPlan:
             ``RegressionLabel``); ``None`` for retrieval.
         task: ``"binary"``, ``"multiclass"``, ``"multilabel"``, ``"regression"`` or ``"retrieval"``.
         modalities: Model input name -> modality kind.
+        encoders: Image input name -> the frozen pretrained encoder it goes
+            through (``"mobilenet_v2"``); inputs not named here get a CNN
+            trained from scratch.
     """
 
     kinds: dict
@@ -83,6 +92,8 @@ class DataPlan:
     label: object
     task: str
     modalities: dict
+    encoders: dict = dataclasses.field(default_factory=dict)
+    encoded: object = dataclasses.field(default=None, repr=False, compare=False)  # EncodedInputs, made on first use
 
     def describe(self):
         """A few lines saying what was decided (printed by ``fit``)."""
@@ -95,7 +106,9 @@ class DataPlan:
             reason = self.reasons.get(column)
             lines.append(f"column {column!r}: {kind}" + (f" ({reason})" if reason else ""))
         for name, spec in self.features.items():
-            lines.append(f"input {name!r}: {_spec_summary(spec)}")
+            encoder = self.encoders.get(name)
+            lines.append(f"input {name!r}: {_spec_summary(spec)}" + (
+                f" through the frozen pretrained {encoder}" if encoder else ""))
         return "\n".join(lines)
 
 
@@ -307,7 +320,7 @@ def _audio_geometry(manifest, column):
     return rate, max(512, round(duration * rate))
 
 
-def plan_data(manifest, label, columns="auto", modalities=None, verbose=True, image_size=None):
+def plan_data(manifest, label, columns="auto", modalities=None, verbose=True, image_size=None, image_encoder="auto"):
     """Decides column kinds, model inputs and the label's task for a training manifest.
 
     Args:
@@ -323,7 +336,14 @@ def plan_data(manifest, label, columns="auto", modalities=None, verbose=True, im
             baseline); ``None`` keeps all.
         verbose: Print the decisions.
         image_size: Largest image side fed to the model (images are resized
-            to keep their aspect ratio); default 64.
+            to keep their aspect ratio); default 64, or 224 (square) for
+            the pretrained encoder.
+        image_encoder: ``"mobilenet_v2"`` (the bundled pretrained
+            MobileNetV2, frozen: ``branches.image_mobilenet_v2``), ``"cnn"``
+            (a small CNN trained from scratch) or ``"auto"``: the pretrained
+            encoder for colour images when there are at most
+            ``ENCODER_MAX_ROWS`` training rows and ``image_size`` (if given)
+            is at least 32, else the CNN.
 
     Returns:
         A ``DataPlan``.
@@ -334,6 +354,12 @@ def plan_data(manifest, label, columns="auto", modalities=None, verbose=True, im
     """
     from mmzoo import data as data_lib  # noqa: PLC0415
 
+    if image_encoder not in IMAGE_ENCODERS:
+        raise FitError(f"image_encoder must be one of {', '.join(IMAGE_ENCODERS)}. "
+                       f"Received: image_encoder={image_encoder!r}")
+    if image_encoder == "mobilenet_v2" and image_size is not None and image_size < ENCODER_MIN_SIDE:
+        raise FitError(f"image_encoder='mobilenet_v2' needs image_size of at least {ENCODER_MIN_SIDE}. "
+                       f"Received: image_size={image_size!r}")
     if not isinstance(label, str) or not label:
         raise FitError(f"`label` must be a column name. Received: label={label!r}")
     if label not in manifest.columns:
@@ -356,7 +382,7 @@ def plan_data(manifest, label, columns="auto", modalities=None, verbose=True, im
             kind, reasons[column] = inference.infer_kind(manifest, column)
         kinds[column] = kind
 
-    features, modality_of, source = {}, {}, {}
+    features, modality_of, source, encoders = {}, {}, {}, {}
 
     def add(name, spec, kind, column):
         if name in features:  # e.g. text columns "a b" and "a_b", or a text column named "image" beside an image
@@ -369,7 +395,13 @@ def plan_data(manifest, label, columns="auto", modalities=None, verbose=True, im
         for column in by_kind[kind]:
             name = kind if len(by_kind[kind]) == 1 else _input_name(column)
             if kind == "image":
-                spec = data_lib.ImageColumn(column, _image_shape(manifest, column, image_size or MAX_IMAGE_SIDE))
+                shape = _image_shape(manifest, column, image_size or MAX_IMAGE_SIDE)
+                if image_encoder == "mobilenet_v2" or (
+                        image_encoder == "auto" and shape[-1] == 3 and len(manifest) <= ENCODER_MAX_ROWS
+                        and (image_size or ENCODER_IMAGE_SIDE) >= ENCODER_MIN_SIDE):
+                    side = image_size or ENCODER_IMAGE_SIDE
+                    shape, encoders[name] = (side, side, 3), "mobilenet_v2"
+                spec = data_lib.ImageColumn(column, shape)
             else:
                 rate, samples = _audio_geometry(manifest, column)
                 spec = data_lib.AudioColumn(column, sampling_rate=rate, num_samples=samples, crop="center")
@@ -402,7 +434,8 @@ def plan_data(manifest, label, columns="auto", modalities=None, verbose=True, im
             spec.prepare(manifest)
         except ValueError as error:
             raise FitError(str(error)) from None
-    plan = DataPlan(kinds, reasons, features, label_spec, task, modality_of)
+    encoders = {k: v for k, v in encoders.items() if k in features}
+    plan = DataPlan(kinds, reasons, features, label_spec, task, modality_of, encoders)
     if verbose:
         print(plan.describe())
     return plan
@@ -437,7 +470,7 @@ def _text_column(manifest, columns, allow_empty=False):
 
 
 def build_model(plan, train_manifest, fusion="concat", hidden=(128,), dropout=0.3, learning_rate=1e-3, model="auto",
-                width=1.0, balance=None):
+                width=1.0, balance=None, encoded=False):
     """The model ``fit`` trains: one branch per input sized to the data, a fusion, the label's head.
 
     Args:
@@ -454,6 +487,9 @@ def build_model(plan, train_manifest, fusion="concat", hidden=(128,), dropout=0.
         balance: ``compose`` options against modality imbalance
             (``modality_dropout``, ``auxiliary_loss_weight``,
             ``gradient_modulation``), or None. Ignored with one input.
+        encoded: Inputs in ``plan.encoders`` are their encoder's features
+            (what ``EncodedInputs`` yields), not images: the model ``fit``
+            trains; its layers are named as in the model with the encoders.
 
     Returns:
         A compiled ``keras.Model`` whose inputs are ``plan.features``' names.
@@ -472,7 +508,21 @@ def build_model(plan, train_manifest, fusion="concat", hidden=(128,), dropout=0.
     parts = []
     for name, spec in plan.features.items():
         kind = plan.modalities[name]
-        if kind == "image":
+        if name in plan.encoders:
+            # The frozen encoder's 768 features, standardised with the training rows' statistics, then projected
+            # to the text branches' width. On OpenMoji (3 seeds): a dense head on the raw ReLU6 features, image
+            # only, 0.39; standardised 0.61 (one run); concat with text 0.820 without the projection, 0.852 with.
+            if encoded:
+                pooled = keras.Input((branches.mobilenet.FEATURES,), name=name)
+                branch = branches.Branch(name, pooled, pooled, kind)
+            else:
+                branch = branches.image_mobilenet_v2(spec.image_shape, name=name)
+            mean, variance = _encoded_inputs(plan).statistics(train_manifest, name)
+            features = keras.layers.Normalization(mean=mean, variance=variance, name=f"{name}_standardize")(
+                branch.features)
+            features = keras.layers.Dense(w(64), activation="relu", name=f"{name}_project")(features)
+            parts.append(dataclasses.replace(branch, features=features))
+        elif kind == "image":
             parts.append(branches.image_cnn(spec.image_shape, filters=(w(32), w(64), w(128)), padding="same",
                                             batch_norm=IMAGE_BATCH_NORM, reduction="avg", name=name))
         elif kind == "audio":
@@ -555,11 +605,40 @@ def _zoo_model(plan, name, learning_rate):
 # ----------------------------------------------------------------------------------------------- training
 
 
-def _datasets(plan, manifest, batch_size, seed, shuffle, on_error):
+def _datasets(plan, manifest, batch_size, seed, shuffle, on_error, encoded=False, verbose=0):
     from mmzoo import data as data_lib  # noqa: PLC0415
 
+    if encoded:
+        return _encoded_inputs(plan).dataset(manifest, list(plan.features), batch_size, seed, shuffle, on_error,
+                                             verbose)
     return data_lib.make_dataset(manifest, plan.features, plan.label, batch_size=batch_size, shuffle=shuffle,
                                  seed=seed, on_error=on_error)
+
+
+def _encoded_inputs(plan):
+    """The plan's ``EncodedInputs`` (shared by the plans ``dataclasses.replace`` makes of it)."""
+    from mmzoo import branches  # noqa: PLC0415
+    from mmzoo.training.encoded import EncodedInputs  # noqa: PLC0415
+
+    if plan.encoded is None:
+        def build_encoder(name, spec):
+            import keras  # noqa: PLC0415
+
+            branch = branches.image_mobilenet_v2(spec.image_shape, name=name)
+            return keras.Model(branch.input, branch.features, name=f"{name}_encoder")
+
+        plan.encoded = EncodedInputs(plan, build_encoder)
+    return plan.encoded
+
+
+def _with_encoders(plan, train_manifest, trained, **build):
+    """The model with the encoders in front: ``build_model(encoded=False)`` given ``trained``'s weights by layer."""
+    net = build_model(plan, train_manifest, **build)
+    for layer in trained.layers:
+        if layer.weights:
+            net.get_layer(layer.name).set_weights(layer.get_weights())
+    net.optimizer.build(net.trainable_variables)  # saved and loaded with the variables a trained model has
+    return net
 
 
 def _check_group(group, manifest, label, columns, valid, folds):
@@ -635,7 +714,9 @@ def evaluate_model(model, dataset, plan=None, task=None, class_names=None, thres
         threshold: Decision threshold (binary / multi-label); default the model's head's, else 0.5.
 
     Returns:
-        The report dict of ``mmzoo.training.metrics``.
+        The report dict of ``mmzoo.training.metrics``; for a classifier whose
+        outputs are probabilities, with ``log_loss`` too (the mean
+        cross-entropy of the true labels).
     """
     from mmzoo.training import metrics  # noqa: PLC0415
 
@@ -651,7 +732,36 @@ def evaluate_model(model, dataset, plan=None, task=None, class_names=None, thres
         threshold = _model_threshold(model)
     if task == "regression":
         return metrics.regression_report(y_true, y_pred, target_names=class_names)
-    return metrics.classification_report(y_true, y_pred, class_names=class_names, task=task, threshold=threshold)
+    report = metrics.classification_report(y_true, y_pred, class_names=class_names, task=task, threshold=threshold)
+    loss = _log_loss(y_true, y_pred, task)
+    if loss is not None:
+        report["log_loss"] = loss
+    return report
+
+
+def _log_loss(y_true, probabilities, task):
+    """Mean cross-entropy of the true labels, or None when the outputs are not probabilities."""
+    p = np.asarray(probabilities, "float64")
+    if p.size == 0 or not np.all((p >= 0) & (p <= 1)):
+        return None
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    y = np.asarray(y_true)
+    if task == "multiclass":
+        if p.ndim != 2 or not np.allclose(p.sum(1), 1.0, atol=1e-3) or y.ndim != 1:
+            return None
+        return float(-np.log(p[np.arange(len(y)), y.astype(int)]).mean())
+    p, y = p.reshape(len(p), -1), y.reshape(len(y), -1).astype("float64")
+    if p.shape != y.shape:
+        return None
+    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
+
+def _selection_score(report, task):
+    """Higher is better: the validation log loss, negated, where there is one (steadier than accuracy on a small
+    validation split), else the primary score."""
+    if report.get("log_loss") is not None:
+        return -report["log_loss"]
+    return _primary_score(report, task)
 
 
 def _model_threshold(model):
@@ -685,11 +795,15 @@ def _train_once(plan, train_manifest, valid_manifest, *, fusion, model, seed, ep
 
     import keras  # noqa: PLC0415
 
+    # A frozen pretrained encoder runs once per split; the model trains on its cached features.
+    encoded = bool(plan.encoders) and model == "auto"
+    train_ds = _datasets(plan, train_manifest, batch_size, seed, True, on_error, encoded, verbose)
+    valid_ds = _datasets(plan, valid_manifest, batch_size, seed, False, on_error, encoded, verbose)
+    build = dict(fusion=fusion, hidden=hidden, dropout=dropout, learning_rate=learning_rate, model=model, width=width,
+                 balance=balance)
+    # Seeded after the datasets: the same model whether or not building them built an encoder first.
     keras.utils.set_random_seed(seed)
-    train_ds = _datasets(plan, train_manifest, batch_size, seed, True, on_error)
-    valid_ds = _datasets(plan, valid_manifest, batch_size, seed, False, on_error)
-    net = build_model(plan, train_manifest, fusion=fusion, hidden=hidden, dropout=dropout,
-                      learning_rate=learning_rate, model=model, width=width, balance=balance)
+    net = build_model(plan, train_manifest, encoded=encoded, **build)
     monitor = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
     all_callbacks = [monitor, *callbacks]
     if deadline is not None:
@@ -706,8 +820,12 @@ def _train_once(plan, train_manifest, valid_manifest, *, fusion, model, seed, ep
             logits, targets, members = _cross_fit_ensemble(
                 plan, train_manifest, valid_ds, group, ensemble_folds, seed=seed, epochs=epochs, batch_size=batch_size,
                 learning_rate=learning_rate, patience=patience, verbose=verbose, on_error=on_error, hidden=hidden,
-                dropout=dropout, model=model, width=width)
+                dropout=dropout, model=model, width=width, encoded=encoded)
             weights = ensemble.fit_weights_to_logits(net, logits, targets)
+            if encoded:  # bag the models that take images
+                net = _with_encoders(plan, train_manifest, net, **build)
+                members = [_with_encoders(plan, train_manifest, m, **build) for m in members]
+                valid_ds, encoded = _datasets(plan, valid_manifest, batch_size, seed, False, on_error), False
             net = ensemble.bag(net, members)
         else:
             weights = ensemble.fit_fusion_weights(net, valid_ds)
@@ -720,11 +838,13 @@ def _train_once(plan, train_manifest, valid_manifest, *, fusion, model, seed, ep
         history, info = fitted.history, {"best_epoch": int(monitor.best_epoch) + 1}
     info["seconds"] = round(time.perf_counter() - start, 1)
     report = evaluate_model(net, valid_ds, plan)
+    if encoded:
+        net = _with_encoders(plan, train_manifest, net, **build)
     return net, history, report, info
 
 
 def _cross_fit_ensemble(plan, train_manifest, valid_ds, group, folds, *, seed, epochs, batch_size, learning_rate,
-                        patience, verbose, on_error, **build):
+                        patience, verbose, on_error, encoded=False, **build):
     """Out-of-group branch logits of ``train_manifest`` over ``folds`` folds of its groups, and the fold models.
 
     The distinct values of ``group`` are shuffled (``seed``) and dealt into
@@ -742,13 +862,14 @@ def _cross_fit_ensemble(plan, train_manifest, valid_ds, group, folds, *, seed, e
     logits, targets, members = {}, [], []
     for fold in np.array_split(distinct, folds):
         held = np.isin(groups, fold)
-        member = build_model(plan, train_manifest, fusion="ensemble", learning_rate=learning_rate, **build)
+        member = build_model(plan, train_manifest, fusion="ensemble", learning_rate=learning_rate, encoded=encoded,
+                             **build)
         fold_train = _datasets(plan, train_manifest.subset(np.flatnonzero(~held).tolist()), batch_size, seed, True,
-                               on_error)
+                               on_error, encoded)
         ensemble.fit_branches(member, fold_train, valid_ds, epochs, learning_rate=learning_rate, patience=patience,
                               verbose=verbose)
         fold_held = _datasets(plan, train_manifest.subset(np.flatnonzero(held).tolist()), batch_size, seed, False,
-                              on_error)
+                              on_error, encoded)
         z, y = ensemble.branch_logits(member, fold_held)
         for name, values in z.items():
             logits.setdefault(name, []).append(values)
@@ -780,6 +901,7 @@ def fit(
     hidden=(128,),
     patience=5,
     image_size=None,
+    image_encoder="auto",
     time_budget=None,
     folds=None,
     callbacks=(),
@@ -846,8 +968,9 @@ def fit(
             ``"attention"``, ``"late"``), ``"ensemble"`` (each modality's
             branch trained alone, then their logits combined with weights fit
             on validation: ``mmzoo.training.ensemble``) or ``"auto"``: the
-            best on validation among ``concat``, ``attention`` and
-            ``ensemble`` (one input: none); the chosen trial's model is the
+            one with the lowest validation log loss (classifiers; else the
+            best validation score) among ``concat``, ``attention``,
+            ``late`` and ``ensemble`` (one input: none); the chosen trial's model is the
             result (retrained only when ``callbacks`` or ``tensorboard`` are
             given, so they see the final training).
         modalities: Use only these inputs or modality kinds (e.g.
@@ -866,7 +989,18 @@ def fit(
         hidden: Dense widths after the fusion.
         patience: Epochs without validation improvement before stopping.
         image_size: Largest image side fed to the model (default 64, or 32
-            with a ``time_budget`` under 300 s; the aspect ratio is kept).
+            with a ``time_budget`` under 300 s; the aspect ratio is kept),
+            or the square side fed to the pretrained encoder (default 224).
+        image_encoder: ``"auto"`` (default), ``"mobilenet_v2"`` or
+            ``"cnn"``. ``"mobilenet_v2"`` sends images through the
+            pretrained MobileNetV2 bundled with mmzoo, frozen
+            (``branches.image_mobilenet_v2``): its features are computed
+            once per split and the layers after it train on them; the
+            exported model takes the images. ``"cnn"`` trains a small CNN
+            from scratch. ``"auto"`` takes the pretrained encoder for colour
+            images when there are at most 20,000 training rows (and
+            ``image_size``, if given, is at least 32), the CNN otherwise
+            (grey images such as digits, or more data).
         time_budget: Seconds for a KerasTuner search over fusion kind,
             branch width, learning rate and dropout (validation-selected);
             every trial stops at the budget, and the best trial's model is
@@ -915,7 +1049,8 @@ def fit(
         _check_ensemble_folds(ensemble_folds, group, fusion)
     if image_size is None and time_budget is not None and time_budget < BUDGET_SMALL_IMAGES_BELOW:
         image_size = BUDGET_IMAGE_SIDE  # a short search trains a model it can finish: smaller images
-    plan = plan_data(train_manifest, label, columns, modalities, verbose=bool(verbose), image_size=image_size)
+    plan = plan_data(train_manifest, label, columns, modalities, verbose=bool(verbose), image_size=image_size,
+                     image_encoder=image_encoder)
     if valid is None:
         train_manifest, valid_manifest = _split_train_valid(train_manifest, plan, valid_fraction, seed, group)
     else:
@@ -980,7 +1115,7 @@ RETRIEVAL_OPTIONS = ("train", "columns", "valid", "valid_fraction", "test", "epo
                      "patience", "image_size", "callbacks", "tensorboard", "output_dir", "seed", "on_error", "verbose")
 CLASSIFIER_DEFAULTS = {"label": None, "model": "auto", "fusion": "auto", "modalities": None, "modality_dropout": 0.0,
                        "auxiliary_loss_weight": None, "gradient_modulation": None, "dropout": 0.3, "hidden": (128,),
-                       "time_budget": None, "folds": None, "group": None,
+                       "time_budget": None, "folds": None, "group": None, "image_encoder": "auto",
                        "ensemble_folds": None}
 
 
@@ -1045,18 +1180,26 @@ def _check_rows(plan, manifest, split, on_error, verbose=0):
 
 
 def _choose_fusion(plan, train_manifest, valid_manifest, settings):
-    """Trains each of ``AUTO_FUSIONS``; returns ``(best kind, trials, the best trial's run)``."""
+    """Trains each of ``AUTO_FUSIONS``; returns ``(best kind, trials, the best trial's run)``.
+
+    The best has the lowest validation log loss (classifiers), else the best
+    primary score. On OpenMoji groups' 171 validation rows, accuracy picked
+    the uni-modal ensemble by one or two examples where late fusion had the
+    clearly lower loss and the higher test accuracy.
+    """
     trials, best = [], None
     for kind in AUTO_FUSIONS:
         run = _train_once(plan, train_manifest, valid_manifest, fusion=kind, **settings)
         report, info = run[2], run[3]
-        score = _primary_score(report, plan.task)
+        score, selection = _primary_score(report, plan.task), _selection_score(report, plan.task)
         trials.append({"fusion": kind, "valid_score": round(score, 4),
+                       **({"valid_log_loss": round(report["log_loss"], 4)} if "log_loss" in report else {}),
                        **{k: v for k, v in info.items() if k in ("best_epoch", "seconds")}})
         if settings.get("verbose"):
-            print(f"fusion={kind}: validation score {score:.4f} (best epoch {info['best_epoch']})")
-        if best is None or score > best[0]:
-            best = (score, kind, run)
+            loss = f", log loss {report['log_loss']:.4f}" if "log_loss" in report else ""
+            print(f"fusion={kind}: validation score {score:.4f}{loss} (best epoch {info['best_epoch']})")
+        if best is None or selection > best[0]:
+            best = (selection, kind, run)
     return best[1], trials, best[2]
 
 

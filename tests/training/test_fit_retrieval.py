@@ -106,6 +106,7 @@ def test_python_api_and_its_errors(pairs, tmp_path):
 @pytest.mark.parametrize("extra, message", [
     (["--label", "group"], "takes no --label"),
     (["--fusion", "concat"], "takes no --fusion"),
+    (["--image-encoder", "cnn"], "takes no --image-encoder"),
 ])
 def test_cli_refuses_classifier_options(pairs, tmp_path, capsys, extra, message):
     code = cli.main(["fit", str(pairs["train"]), "--task", "retrieval", "--image", "picture", "--text", "caption",
