@@ -39,9 +39,10 @@ def test_notebook_is_committed_stripped_with_parameters_first(name):
     assert "parameters" in code[0].metadata.get("tags", []), f"{name}: the first code cell holds the parameters"
 
 
-# 04 (your own data) runs with every test run, with FUSION="concat" (its "auto" trains three fusions:
-# 110 s instead of about 75 on 2 cores); 01-03 (1-4 min each) and 04 as written are `slow`: `pytest -m slow`.
-RUN_BY_DEFAULT = {"04_your_own_data.ipynb": 'FUSION = "concat"'}
+# 04 (your own data) runs with every test run, with FUSION="concat" (its "auto" trains four fusions) and 24 px images
+# (under the pretrained encoder's 32 px, so the CNN: through the encoder at 32 px it took 133 s against 102 s alone
+# on 2 cores; test_fit.py covers that path); 01-03 (1-4 min each) and 04 as written are `slow`.
+RUN_BY_DEFAULT = {"04_your_own_data.ipynb": 'FUSION = "concat"\nIMAGE_SIZE = 24'}
 
 
 @pytest.mark.parametrize(
