@@ -6,8 +6,6 @@ only when one is built or loaded.
 
 from __future__ import annotations
 
-import weakref
-
 import tensorflow as tf
 
 from mmzoo import _validation as check
@@ -27,7 +25,6 @@ def preprocessor_kind(preprocessor):
 
 # Eager calls run the tokenizer in a tf.function, so eager ids are the tf.data / serving (TensorFlow-path) ids;
 # the functions are kept outside the tf.Module so an export does not save them.
-_GRAPH_FUNCTIONS = weakref.WeakKeyDictionary()
 
 
 @base.register_kind
@@ -112,25 +109,13 @@ class KerasHubPromptTokenizer(base.Tokenizer):
         tokenizer.report_fit(texts, unknown_reason="pieces the pretrained vocabulary cannot spell")
         return tokenizer
 
-    def _graph_function(self, method):
-        """``tf.function`` of ``self.<method>`` (1-D strings), cached per tokenizer without keeping it alive."""
-        functions = _GRAPH_FUNCTIONS.setdefault(self, {})
-        if method not in functions:
-            ref = weakref.ref(self)
-
-            def run(texts):
-                return getattr(ref(), method)(texts)
-
-            functions[method] = tf.function(run, input_signature=[tf.TensorSpec([None], tf.string)])
-        return functions[method]
-
     def _packed_ids(self, texts):
         ids = self.preprocessor({"prompts": texts, "images": None})["token_ids"]
         return tf.ensure_shape(tf.cast(ids, tf.int32), (None, self.sequence_length))
 
     def _padded_ids(self, texts):
         if tf.executing_eagerly():
-            return self._graph_function("_packed_ids")(texts)
+            return base.graph_function(self, "_packed_ids", autograph=True)(texts)
         return self._packed_ids(texts)
 
     def _unpacked_ids(self, texts):
@@ -154,7 +139,7 @@ class KerasHubPromptTokenizer(base.Tokenizer):
         """The ids of each text with its start/end tokens, untruncated and unpadded (``tf.RaggedTensor``)."""
         texts = base.check_texts(texts)
         if tf.executing_eagerly():
-            return self._graph_function("_unpacked_ids")(texts)
+            return base.graph_function(self, "_unpacked_ids", autograph=True)(texts)
         return self._unpacked_ids(texts)
 
     def get_config(self):
