@@ -46,6 +46,7 @@ def _kill(proc):
     assert proc.returncode == -signal.SIGKILL
 
 
+@pytest.mark.slow  # four `mmzoo train` processes, 85-100 s on 2 cores; the backup itself is tested below
 def test_run_killed_in_two_different_epochs_resumes_bit_identical(tmp_path):
     """SIGKILL in epoch 2, rerun, SIGKILL in a later epoch, rerun: the weights equal the uninterrupted run's."""
     reference = subprocess.run(
