@@ -253,6 +253,25 @@ def test_tokenizer_works_in_tf_function_and_dataset(train_texts, fitted, kind):
     assert eager.dtype == np.int32 and eager.shape == (32, 32) and (eager[:, 0] > 0).all()
 
 
+def test_graph_code_traces_a_tokenizer_once_and_does_not_keep_it_alive():
+    import gc
+    import weakref
+
+    from mmzoo.data.tokenizers import base
+
+    tok = tokenizers.VocabTokenizer.fit(["a cat", "a dog", "the cat"], sequence_length=4)
+    texts = tf.data.Dataset.from_tensor_slices(["a cat", "the bird", ""])
+    eager = tok(tf.constant(["a cat", "the bird", ""])).numpy()
+    for _ in range(3):  # three datasets, one per split in fit: one trace, the same ids as eager
+        np.testing.assert_array_equal(np.stack(list(texts.map(tok).as_numpy_iterator())), eager)
+    np.testing.assert_array_equal(next(iter(texts.batch(3).map(tok))).numpy(), eager)
+    assert base._GRAPH_FUNCTIONS[tok][("_padded_ids", False)].experimental_get_tracing_count() == 1
+    alive = weakref.ref(tok)
+    del tok
+    gc.collect()
+    assert alive() is None  # the cache holds the tokenizer weakly
+
+
 def test_every_kind_text_column_accepts_exports_and_serves_raw_text(train_texts, fitted, tmp_path):
     import mmzoo
     from mmzoo import branches, heads

@@ -23,8 +23,8 @@ def preprocessor_kind(preprocessor):
     return None
 
 
-# Eager calls run the tokenizer in a tf.function, so eager ids are the tf.data / serving (TensorFlow-path) ids;
-# the functions are kept outside the tf.Module so an export does not save them.
+# Eager calls run the tokenizer in a tf.function (``base.graph_function``), so eager ids are the tf.data /
+# serving (TensorFlow-path) ids.
 
 
 @base.register_kind
