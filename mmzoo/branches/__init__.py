@@ -6,6 +6,7 @@ Each builder returns a ``Branch`` (name, input, features, modality) that
 
 from mmzoo.branches.audio import audio_conv1d, audio_rnn, audio_spectrogram_cnn
 from mmzoo.branches.base import Branch
+from mmzoo.branches.efficientnet_lite import image_efficientnet_lite0
 from mmzoo.branches.image import image_cnn, image_resnet
 from mmzoo.branches.keras_app import image_keras_app
 from mmzoo.branches.keras_hub import image_keras_hub, text_keras_hub
@@ -24,6 +25,7 @@ __all__ = [
     "audio_spectrogram_cnn",
     "audio_tf_hub",
     "image_cnn",
+    "image_efficientnet_lite0",
     "image_keras_app",
     "image_keras_hub",
     "image_mobilenet_v2",
