@@ -189,19 +189,90 @@ def fit_weights_to_logits(model, logits, targets, steps=WEIGHT_STEPS, learning_r
         if len(logits[n]) != targets.shape[0]:
             raise ValueError(f"`logits[{n!r}]` has {len(logits[n])} rows but `targets` has {targets.shape[0]}.")
     stacked = [tf.convert_to_tensor(logits[n], tf.float32) for n in names]
-    activation = heads_lib.HeadActivation(**head.get_config(), activation=head.activation, dtype="float32")
-    loss_fn = head.loss
-    weight_logits = tf.Variable(tf.zeros(len(names)))
-    optimizer = keras.optimizers.Adam(learning_rate)
-    for _ in range(steps):
-        with tf.GradientTape() as tape:
-            weights = tf.nn.softmax(weight_logits)
-            combined = tf.add_n([weights[i] * z for i, z in enumerate(stacked)])
-            loss = loss_fn(targets, activation(combined))
-        optimizer.apply_gradients([(tape.gradient(loss, weight_logits), weight_logits)])
+    weight_logits = _fit_weight_logits(head, stacked, targets, steps, learning_rate)
     fusion.weight_logits.assign(tf.cast(weight_logits, fusion.weight_logits.dtype))
     weights = np.asarray(tf.nn.softmax(weight_logits))
     return {n: round(float(w), 4) for n, w in zip(names, weights)}
+
+
+def _activation(head):
+    return heads_lib.HeadActivation(**head.get_config(), activation=head.activation, dtype="float32")
+
+
+def _combine(head, stacked, weight_logits):
+    """The head's outputs for the branch logits ``stacked`` under softmax(``weight_logits``)."""
+    weights = tf.nn.softmax(weight_logits)
+    return _activation(head)(tf.add_n([weights[i] * z for i, z in enumerate(stacked)]))
+
+
+def _fit_weight_logits(head, stacked, targets, steps, learning_rate):
+    """Full-batch Adam on the head's loss over the fusion's weight logits; returns them (a tensor)."""
+    weight_logits = tf.Variable(tf.zeros(len(stacked)))
+    optimizer = keras.optimizers.Adam(learning_rate)
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            loss = head.loss(targets, _combine(head, stacked, weight_logits))
+        optimizer.apply_gradients([(tape.gradient(loss, weight_logits), weight_logits)])
+    return tf.convert_to_tensor(weight_logits)
+
+
+def cross_fitted_outputs(model, logits, targets, folds=2, seed=0, steps=WEIGHT_STEPS,
+                         learning_rate=WEIGHT_LEARNING_RATE):
+    """The ensemble's outputs on rows whose fusion weights were fit on the other rows: an honest score.
+
+    Weights fit on validation logits and scored on the same rows look better
+    than they are, and ``fusion="auto"`` compares that score with candidates
+    that never saw the validation labels. Cross-fitting removes the bias:
+    the rows are split into ``folds`` parts and each part is combined with
+    weights fit on the others. The model's own weights are not changed.
+    On OpenMoji groups (seed 1), the in-sample log loss ranked the ensemble
+    (0.6429) above late fusion (0.6471), whose test accuracy was higher.
+
+    Args:
+        model: A ``compose`` model with ``fusion.late("weighted")``.
+        logits: ``{input name: (N, units) array}``, one entry per input.
+        targets: The ``N`` targets, as the head's loss takes them.
+        folds: Parts to cross-fit over (at least 2, at most ``N``).
+        seed: Seed of the split into parts.
+        steps: Full-batch Adam steps per fit.
+        learning_rate: Their learning rate.
+
+    Returns:
+        float32 ``(N, units)`` array: the head's outputs, row for row.
+
+    Raises:
+        ValueError: If ``logits`` does not name the model's inputs, the
+            arrays disagree in length, or ``folds`` is out of range.
+
+    Example::
+
+        logits, y = branch_logits(model, valid_ds)
+        honest = cross_fitted_outputs(model, logits, y)   # score these, not the in-sample outputs
+    """
+    _late_fusion(model)
+    head = heads_lib.from_model(model)
+    names = list(model.input)
+    if set(logits) != set(names):
+        raise ValueError(f"`logits` must have one entry per input of {model.name!r} ({sorted(names)}). "
+                         f"Received: {sorted(logits)}")
+    targets = np.asarray(targets)
+    if any(len(logits[n]) != len(targets) for n in names):
+        raise ValueError(f"Each `logits` array must have as many rows as `targets` ({len(targets)}).")
+    if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= len(targets):
+        raise ValueError(f"`folds` must be an integer from 2 to the number of rows ({len(targets)}). "
+                         f"Received: folds={folds!r}")
+    part = np.random.default_rng(seed).permutation(len(targets)) % folds
+    stacked = [np.asarray(logits[n], "float32") for n in names]
+    outputs = None
+    for k in range(folds):
+        fit_rows, held = np.flatnonzero(part != k), np.flatnonzero(part == k)
+        weight_logits = _fit_weight_logits(head, [tf.constant(z[fit_rows]) for z in stacked],
+                                           tf.constant(targets[fit_rows]), steps, learning_rate)
+        held_out = np.asarray(_combine(head, [tf.constant(z[held]) for z in stacked], weight_logits))
+        if outputs is None:
+            outputs = np.zeros((len(targets), *held_out.shape[1:]), "float32")
+        outputs[held] = held_out
+    return outputs
 
 
 def out_of_group_logits(build_model, inputs, targets, groups, epochs, batch_size=32, learning_rate=1e-3, seed=0,

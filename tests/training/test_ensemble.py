@@ -46,6 +46,31 @@ def test_each_branch_trains_alone_and_the_weights_fit_validation(av_data):
     np.testing.assert_allclose(np.exp(logits) / np.exp(logits).sum(), list(weights.values()), atol=1e-3)
 
 
+def test_cross_fitted_outputs_score_each_row_with_weights_fit_on_the_others(av_data):
+    train_ds, valid_ds = av_data
+    model = _late_model()
+    ensemble.fit_branches(model, train_ds.take(2), None, epochs=1)
+    logits, targets = ensemble.branch_logits(model, valid_ds.take(2))
+    weights_before = model.get_layer("fusion").weight_logits.numpy().copy()
+    honest = ensemble.cross_fitted_outputs(model, logits, targets, folds=2, seed=3, steps=100)
+    assert honest.shape == (len(targets), 10) and np.allclose(honest.sum(1), 1.0, atol=1e-4)
+    np.testing.assert_array_equal(model.get_layer("fusion").weight_logits.numpy(), weights_before)  # left alone
+    np.testing.assert_array_equal(honest, ensemble.cross_fitted_outputs(model, logits, targets, folds=2, seed=3,
+                                                                        steps=100))
+    # Weights fit on all rows and scored on them can only look better than weights that never saw the row.
+    ensemble.fit_weights_to_logits(model, logits, targets, steps=100)
+    in_sample = model.predict(valid_ds.take(2), verbose=0)
+
+    def log_loss(p):
+        return float(-np.log(np.clip(p[np.arange(len(targets)), targets], 1e-7, 1)).mean())
+
+    assert log_loss(honest) >= log_loss(in_sample) - 1e-3
+    with pytest.raises(ValueError, match="`folds` must be an integer from 2"):
+        ensemble.cross_fitted_outputs(model, logits, targets, folds=1)
+    with pytest.raises(ValueError, match="one entry per input"):
+        ensemble.cross_fitted_outputs(model, {"image": logits["image"]}, targets)
+
+
 def test_needs_a_weighted_late_fusion_model():
     with pytest.raises(ValueError, match="mode='weighted'"):
         ensemble.branch_models(_late_model("mean"))
