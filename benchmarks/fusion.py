@@ -15,9 +15,10 @@ seeds) and writes a bar plot next to each table:
 * ``openmoji``: OpenMoji groups (image + annotation/tags text -> 11 groups;
   the shared task's hash split) through ``mmzoo.fit`` (validation-selected
   epoch), single modalities, fusions and ``fusion="auto"``; images go through
-  ``fit``'s default encoder (the bundled pretrained MobileNetV2, frozen, 224
-  px), or with a run ending ``@cnn`` (``image@cnn``, ``auto@cnn``) through the
-  CNN trained from scratch at 64 px.
+  ``fit``'s default encoder (the bundled pretrained EfficientNet-Lite0, frozen,
+  224 px), or with a run ending ``@mobilenet_v2`` through the bundled
+  MobileNetV2, or ending ``@cnn`` (``image@cnn``, ``auto@cnn``) through the CNN
+  trained from scratch at 64 px.
 * ``loso``: full-size AV-digits, leave-one-speaker-out (5 FSDD speakers):
   audio only, image only, concat and the uni-modal ensemble (each branch
   trained alone, its late-fusion weights fit on out-of-group logits of the

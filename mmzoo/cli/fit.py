@@ -50,9 +50,10 @@ def _data_arguments(parser):
         help="largest image side fed to the model (default: 64; 224 for the pretrained encoder)"
     )
     parser.add_argument(
-        "--image-encoder", default="auto", choices=("auto", "mobilenet_v2", "cnn"),
-        help="'mobilenet_v2': the bundled pretrained MobileNetV2, frozen; 'cnn': a small CNN trained from scratch; "
-        "'auto': the pretrained one for colour images up to 20,000 rows (default: %(default)s)"
+        "--image-encoder", default="auto", choices=("auto", "efficientnet_lite0", "mobilenet_v2", "cnn"),
+        help="'efficientnet_lite0' or 'mobilenet_v2': a pretrained encoder bundled with mmzoo, frozen; 'cnn': a small "
+        "CNN trained from scratch; 'auto': EfficientNet-Lite0 for colour images up to 20,000 rows (default: "
+        "%(default)s)"
     )
     parser.add_argument("--output-dir", required=True, metavar="DIR", help="folder for the outputs")
 

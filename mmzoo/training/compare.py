@@ -80,7 +80,7 @@ def compare(train, label, columns="auto", valid=None, valid_fraction=0.1, group=
         hidden: Dense widths after the fusion.
         patience: Early-stopping patience.
         image_size: Largest image side fed to the model (see ``mmzoo.fit``).
-        image_encoder: ``"auto"``, ``"mobilenet_v2"`` or ``"cnn"`` (see ``mmzoo.fit``).
+        image_encoder: ``"auto"``, ``"efficientnet_lite0"``, ``"mobilenet_v2"`` or ``"cnn"`` (see ``mmzoo.fit``).
         output_dir: Folder (local or ``gs://``) for ``compare.json``, ``compare.md`` and ``compare.png``.
         seed: First seed (also the split's seed).
         verbose: 1 prints each run's score.

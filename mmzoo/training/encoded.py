@@ -1,6 +1,6 @@
 """Frozen image encoders run once per split: ``fit`` trains the layers after them on cached features.
 
-A frozen pretrained encoder (``branches.image_mobilenet_v2``) gives the same
+A frozen pretrained encoder (``branches.image_efficientnet_lite0``) gives the same
 features every epoch, and at 224 px it costs far more than everything after
 it. ``EncodedInputs`` passes each split through the encoders once, keeps the
 features (and the split's other inputs and labels) in memory, and serves

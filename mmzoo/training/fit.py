@@ -11,8 +11,8 @@ The path, in order:
    ``test`` is evaluated once, at the end.
 3. **Model**: ``model="auto"`` sizes one branch per input to the data (image
    size, clip length, vocabulary; colour images go through the bundled
-   pretrained MobileNetV2, frozen, whose features are computed once per
-   split: ``mmzoo.training.encoded``) and takes the head from the label;
+   pretrained EfficientNet-Lite0, frozen, whose features are computed once
+   per split: ``mmzoo.training.encoded``) and takes the head from the label;
    ``model=ZOO_NAME`` builds a zoo model with its input overrides.
    ``fusion="auto"`` trains each of a small set of fusions and keeps the one
    with the lowest validation log loss.
@@ -58,8 +58,12 @@ FEATURE_NORM = True
 IMAGE_BATCH_NORM = False  # BatchNorm's moving statistics lag on small data: image-only 0.151 with, 0.413 without
 BUDGET_SMALL_IMAGES_BELOW = 300  # seconds of time_budget under which images default to BUDGET_IMAGE_SIDE
 BUDGET_IMAGE_SIDE = 32
-IMAGE_ENCODERS = ("auto", "mobilenet_v2", "cnn")
-ENCODER_IMAGE_SIDE = 224  # the bundled MobileNetV2's training size
+IMAGE_ENCODERS = ("auto", "efficientnet_lite0", "mobilenet_v2", "cnn")
+# image_encoder="auto"'s pretrained encoder. On OpenMoji groups (benchmarks/fusion.py, 3 seeds) fusion="auto" scored
+# 0.888 with EfficientNet-Lite0 and 0.881 with the nsfwjs MobileNetV2, text alone 0.867; see the README.
+DEFAULT_PRETRAINED_ENCODER = "efficientnet_lite0"
+PRETRAINED_ENCODERS = ("efficientnet_lite0", "mobilenet_v2")
+ENCODER_IMAGE_SIDE = 224  # the bundled encoders' training size
 ENCODER_MIN_SIDE = 32
 ENCODER_MAX_ROWS = 20000  # image_encoder="auto": a frozen pretrained encoder for colour images up to this many rows
 
@@ -82,8 +86,8 @@ class DataPlan:
         task: ``"binary"``, ``"multiclass"``, ``"multilabel"``, ``"regression"`` or ``"retrieval"``.
         modalities: Model input name -> modality kind.
         encoders: Image input name -> the frozen pretrained encoder it goes
-            through (``"mobilenet_v2"``); inputs not named here get a CNN
-            trained from scratch.
+            through (``"efficientnet_lite0"`` or ``"mobilenet_v2"``); inputs
+            not named here get a CNN trained from scratch.
     """
 
     kinds: dict
@@ -338,12 +342,14 @@ def plan_data(manifest, label, columns="auto", modalities=None, verbose=True, im
         image_size: Largest image side fed to the model (images are resized
             to keep their aspect ratio); default 64, or 224 (square) for
             the pretrained encoder.
-        image_encoder: ``"mobilenet_v2"`` (the bundled pretrained
-            MobileNetV2, frozen: ``branches.image_mobilenet_v2``), ``"cnn"``
-            (a small CNN trained from scratch) or ``"auto"``: the pretrained
-            encoder for colour images when there are at most
-            ``ENCODER_MAX_ROWS`` training rows and ``image_size`` (if given)
-            is at least 32, else the CNN.
+        image_encoder: ``"efficientnet_lite0"`` or ``"mobilenet_v2"`` (a
+            pretrained encoder bundled with mmzoo, frozen:
+            ``branches.image_efficientnet_lite0``,
+            ``branches.image_mobilenet_v2``), ``"cnn"`` (a small CNN trained
+            from scratch) or ``"auto"``: ``DEFAULT_PRETRAINED_ENCODER`` for
+            colour images when there are at most ``ENCODER_MAX_ROWS``
+            training rows and ``image_size`` (if given) is at least 32, else
+            the CNN.
 
     Returns:
         A ``DataPlan``.
@@ -357,8 +363,8 @@ def plan_data(manifest, label, columns="auto", modalities=None, verbose=True, im
     if image_encoder not in IMAGE_ENCODERS:
         raise FitError(f"image_encoder must be one of {', '.join(IMAGE_ENCODERS)}. "
                        f"Received: image_encoder={image_encoder!r}")
-    if image_encoder == "mobilenet_v2" and image_size is not None and image_size < ENCODER_MIN_SIDE:
-        raise FitError(f"image_encoder='mobilenet_v2' needs image_size of at least {ENCODER_MIN_SIDE}. "
+    if image_encoder in PRETRAINED_ENCODERS and image_size is not None and image_size < ENCODER_MIN_SIDE:
+        raise FitError(f"image_encoder={image_encoder!r} needs image_size of at least {ENCODER_MIN_SIDE}. "
                        f"Received: image_size={image_size!r}")
     if not isinstance(label, str) or not label:
         raise FitError(f"`label` must be a column name. Received: label={label!r}")
@@ -396,11 +402,12 @@ def plan_data(manifest, label, columns="auto", modalities=None, verbose=True, im
             name = kind if len(by_kind[kind]) == 1 else _input_name(column)
             if kind == "image":
                 shape = _image_shape(manifest, column, image_size or MAX_IMAGE_SIDE)
-                if image_encoder == "mobilenet_v2" or (
+                if image_encoder in PRETRAINED_ENCODERS or (
                         image_encoder == "auto" and shape[-1] == 3 and len(manifest) <= ENCODER_MAX_ROWS
                         and (image_size or ENCODER_IMAGE_SIDE) >= ENCODER_MIN_SIDE):
                     side = image_size or ENCODER_IMAGE_SIDE
-                    shape, encoders[name] = (side, side, 3), "mobilenet_v2"
+                    shape = (side, side, 3)
+                    encoders[name] = DEFAULT_PRETRAINED_ENCODER if image_encoder == "auto" else image_encoder
                 spec = data_lib.ImageColumn(column, shape)
             else:
                 rate, samples = _audio_geometry(manifest, column)
@@ -509,14 +516,15 @@ def build_model(plan, train_manifest, fusion="concat", hidden=(128,), dropout=0.
     for name, spec in plan.features.items():
         kind = plan.modalities[name]
         if name in plan.encoders:
-            # The frozen encoder's 768 features, standardised with the training rows' statistics, then projected
-            # to the text branches' width. On OpenMoji (3 seeds): a dense head on the raw ReLU6 features, image
-            # only, 0.39; standardised 0.61 (one run); concat with text 0.820 without the projection, 0.852 with.
+            # The frozen encoder's pooled features, standardised with the training rows' statistics, then
+            # projected to the text branches' width. On OpenMoji (MobileNetV2, 3 seeds): a dense head on the raw
+            # ReLU6 features, image only, 0.39; standardised 0.61 (one run); concat with text 0.820 without the
+            # projection, 0.852 with.
             if encoded:
-                pooled = keras.Input((branches.mobilenet.FEATURES,), name=name)
+                pooled = keras.Input((_pretrained_encoder(plan.encoders[name])[1],), name=name)
                 branch = branches.Branch(name, pooled, pooled, kind)
             else:
-                branch = branches.image_mobilenet_v2(spec.image_shape, name=name)
+                branch = _pretrained_encoder(plan.encoders[name])[0](spec.image_shape, name=name)
             mean, variance = _encoded_inputs(plan).statistics(train_manifest, name)
             features = keras.layers.Normalization(mean=mean, variance=variance, name=f"{name}_standardize")(
                 branch.features)
@@ -615,16 +623,23 @@ def _datasets(plan, manifest, batch_size, seed, shuffle, on_error, encoded=False
                                  seed=seed, on_error=on_error)
 
 
+def _pretrained_encoder(name):
+    """``(branch builder, number of features)`` of a bundled pretrained image encoder."""
+    from mmzoo import branches  # noqa: PLC0415
+
+    return {"efficientnet_lite0": (branches.image_efficientnet_lite0, branches.efficientnet_lite.FEATURES),
+            "mobilenet_v2": (branches.image_mobilenet_v2, branches.mobilenet.FEATURES)}[name]
+
+
 def _encoded_inputs(plan):
     """The plan's ``EncodedInputs`` (shared by the plans ``dataclasses.replace`` makes of it)."""
-    from mmzoo import branches  # noqa: PLC0415
     from mmzoo.training.encoded import EncodedInputs  # noqa: PLC0415
 
     if plan.encoded is None:
         def build_encoder(name, spec):
             import keras  # noqa: PLC0415
 
-            branch = branches.image_mobilenet_v2(spec.image_shape, name=name)
+            branch = _pretrained_encoder(plan.encoders[name])[0](spec.image_shape, name=name)
             return keras.Model(branch.input, branch.features, name=f"{name}_encoder")
 
         plan.encoded = EncodedInputs(plan, build_encoder)
@@ -718,18 +733,22 @@ def evaluate_model(model, dataset, plan=None, task=None, class_names=None, thres
         outputs are probabilities, with ``log_loss`` too (the mean
         cross-entropy of the true labels).
     """
-    from mmzoo.training import metrics  # noqa: PLC0415
-
-    task = task or plan.task
-    class_names = class_names or [str(c) for c in plan.label.classes]
     labels, outputs = [], []
     for inputs, y in dataset:
         labels.append(np.asarray(y))
         outputs.append(np.asarray(model.predict_on_batch(inputs) if hasattr(model, "predict_on_batch")
                                   else model.predict(inputs)))
-    y_true, y_pred = np.concatenate(labels), np.concatenate(outputs)
     if threshold is None:
         threshold = _model_threshold(model)
+    return report_of_outputs(np.concatenate(labels), np.concatenate(outputs), plan, task, class_names, threshold)
+
+
+def report_of_outputs(y_true, y_pred, plan=None, task=None, class_names=None, threshold=0.5):
+    """The report of ``evaluate_model`` for given targets and model outputs (probabilities or values)."""
+    from mmzoo.training import metrics  # noqa: PLC0415
+
+    task = task or plan.task
+    class_names = class_names or [str(c) for c in plan.label.classes]
     if task == "regression":
         return metrics.regression_report(y_true, y_pred, target_names=class_names)
     report = metrics.classification_report(y_true, y_pred, class_names=class_names, task=task, threshold=threshold)
@@ -810,7 +829,7 @@ def _train_once(plan, train_manifest, valid_manifest, *, fusion, model, seed, ep
         all_callbacks.append(_deadline_callback(deadline))
     if tensorboard:
         all_callbacks.append(keras.callbacks.TensorBoard(log_dir=os.fspath(tensorboard)))
-    start = time.perf_counter()
+    start, honest = time.perf_counter(), None
     if fusion == "ensemble" and len(plan.features) > 1:
         from mmzoo.training import ensemble  # noqa: PLC0415
 
@@ -828,7 +847,10 @@ def _train_once(plan, train_manifest, valid_manifest, *, fusion, model, seed, ep
                 valid_ds, encoded = _datasets(plan, valid_manifest, batch_size, seed, False, on_error), False
             net = ensemble.bag(net, members)
         else:
-            weights = ensemble.fit_fusion_weights(net, valid_ds)
+            logits, targets = ensemble.branch_logits(net, valid_ds)
+            weights = ensemble.fit_weights_to_logits(net, logits, targets)
+            # The weights saw the validation labels: score outputs cross-fitted over the validation rows instead.
+            honest = (targets, ensemble.cross_fitted_outputs(net, logits, targets, seed=seed))
         history = {f"{name}_{key}": values for name, run in branches.items() for key, values in run["history"].items()}
         info = {"best_epoch": max(run["best_epoch"] for run in branches.values()),
                 "best_epochs": {name: run["best_epoch"] for name, run in branches.items()}, "weights": weights}
@@ -837,7 +859,8 @@ def _train_once(plan, train_manifest, valid_manifest, *, fusion, model, seed, ep
                          shuffle=False)  # the pipeline shuffles (seeded)
         history, info = fitted.history, {"best_epoch": int(monitor.best_epoch) + 1}
     info["seconds"] = round(time.perf_counter() - start, 1)
-    report = evaluate_model(net, valid_ds, plan)
+    report = (report_of_outputs(*honest, plan, threshold=_model_threshold(net)) if honest
+              else evaluate_model(net, valid_ds, plan))
     if encoded:
         net = _with_encoders(plan, train_manifest, net, **build)
     return net, history, report, info
@@ -991,16 +1014,17 @@ def fit(
         image_size: Largest image side fed to the model (default 64, or 32
             with a ``time_budget`` under 300 s; the aspect ratio is kept),
             or the square side fed to the pretrained encoder (default 224).
-        image_encoder: ``"auto"`` (default), ``"mobilenet_v2"`` or
-            ``"cnn"``. ``"mobilenet_v2"`` sends images through the
-            pretrained MobileNetV2 bundled with mmzoo, frozen
-            (``branches.image_mobilenet_v2``): its features are computed
-            once per split and the layers after it train on them; the
-            exported model takes the images. ``"cnn"`` trains a small CNN
-            from scratch. ``"auto"`` takes the pretrained encoder for colour
-            images when there are at most 20,000 training rows (and
-            ``image_size``, if given, is at least 32), the CNN otherwise
-            (grey images such as digits, or more data).
+        image_encoder: ``"auto"`` (default), ``"efficientnet_lite0"``,
+            ``"mobilenet_v2"`` or ``"cnn"``. ``"efficientnet_lite0"`` and
+            ``"mobilenet_v2"`` send images through a pretrained encoder
+            bundled with mmzoo, frozen (``branches.image_efficientnet_lite0``,
+            ``branches.image_mobilenet_v2``): its features are computed once
+            per split and the layers after it train on them; the exported
+            model takes the images. ``"cnn"`` trains a small CNN from
+            scratch. ``"auto"`` takes EfficientNet-Lite0 for colour images
+            when there are at most 20,000 training rows (and ``image_size``,
+            if given, is at least 32), the CNN otherwise (grey images such
+            as digits, or more data).
         time_budget: Seconds for a KerasTuner search over fusion kind,
             branch width, learning rate and dropout (validation-selected);
             every trial stops at the budget, and the best trial's model is

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 import mmzoo
-from mmzoo.branches import mobilenet
+from mmzoo.branches import efficientnet_lite
 from mmzoo.training import fit as fit_lib
 
 GROUPS = ("animals-nature", "flags", "food-drink", "travel-places")
@@ -51,9 +51,10 @@ def test_fit_selects_on_validation_and_exports_a_model_that_serves_the_same_file
                        test=str(emoji_dir / "test.jsonl"), fusion="concat", epochs=2, batch_size=32, image_size=32,
                        output_dir=str(tmp_path / "run"), verbose=0)
     # Colour images go through the bundled pretrained encoder, frozen: training left its weights as shipped.
-    assert result.plan.encoders == {"image": "mobilenet_v2"}
-    trunk = result.model.get_layer("image_mobilenet_v2")
-    np.testing.assert_array_equal(trunk.get_layer("Conv1").kernel.numpy(), mobilenet._weights()["Conv1/kernel"])
+    assert result.plan.encoders == {"image": "efficientnet_lite0"}
+    trunk = result.model.get_layer("image_efficientnet_lite0")
+    np.testing.assert_array_equal(trunk.get_layer("stem_conv").kernel.numpy(),
+                                  efficientnet_lite._weights()["stem_conv/kernel"])
     # One input per text column, each with its own vocabulary (an empty field stays visible).
     assert set(result.plan.features) == {"image", "annotation", "tags"} and result.plan.task == "multiclass"
     assert result.plan.features["tags"].allow_empty and result.plan.features["tags"].columns == ["tags"]
@@ -189,8 +190,8 @@ def test_each_text_column_is_its_own_input_and_an_empty_field_is_a_value(emoji_d
 def test_image_encoder_auto_takes_the_pretrained_encoder_for_colour_images_only(emoji_dir, av_dir):
     emoji = fit_lib.as_manifest(str(emoji_dir / "train.jsonl"))
     plan = fit_lib.plan_data(emoji, "group", COLUMNS, verbose=False)
-    assert plan.encoders == {"image": "mobilenet_v2"} and plan.features["image"].image_shape == (224, 224, 3)
-    assert "through the frozen pretrained mobilenet_v2" in plan.describe()
+    assert plan.encoders == {"image": "efficientnet_lite0"} and plan.features["image"].image_shape == (224, 224, 3)
+    assert "through the frozen pretrained efficientnet_lite0" in plan.describe()
     small = fit_lib.plan_data(emoji, "group", COLUMNS, verbose=False, image_size=24)  # under the trunk's 32 px
     assert small.encoders == {} and small.features["image"].image_shape == (24, 24, 3)
     assert fit_lib.plan_data(emoji, "group", COLUMNS, verbose=False, image_encoder="cnn").encoders == {}
@@ -198,10 +199,11 @@ def test_image_encoder_auto_takes_the_pretrained_encoder_for_colour_images_only(
     assert fit_lib.plan_data(digits, "digit", verbose=False).encoders == {}  # grey digits: the CNN
     grey = fit_lib.plan_data(digits, "digit", verbose=False, image_size=48, image_encoder="mobilenet_v2")
     assert grey.encoders == {"image": "mobilenet_v2"} and grey.features["image"].image_shape == (48, 48, 3)
-    with pytest.raises(fit_lib.FitError, match="image_encoder must be one of auto, mobilenet_v2, cnn"):
+    with pytest.raises(fit_lib.FitError,
+                       match="image_encoder must be one of auto, efficientnet_lite0, mobilenet_v2, cnn"):
         fit_lib.plan_data(emoji, "group", COLUMNS, verbose=False, image_encoder="resnet")
     with pytest.raises(fit_lib.FitError, match="needs image_size of at least 32. Received: image_size=16"):
-        fit_lib.plan_data(emoji, "group", COLUMNS, verbose=False, image_size=16, image_encoder="mobilenet_v2")
+        fit_lib.plan_data(emoji, "group", COLUMNS, verbose=False, image_size=16, image_encoder="efficientnet_lite0")
 
 
 def test_training_on_cached_features_gives_the_model_that_takes_images_the_same_outputs(emoji_dir):
@@ -217,7 +219,7 @@ def test_training_on_cached_features_gives_the_model_that_takes_images_the_same_
     encoded = fit_lib._datasets(plan, valid, 16, 0, False, "raise", encoded=True)
     assert len(plan.encoded._splits) == 2  # train and valid, each encoded once
     features = np.concatenate([x["image"].numpy() for x, _ in encoded])
-    assert features.shape == (40, mobilenet.FEATURES)
+    assert features.shape == (40, efficientnet_lite.FEATURES)
     pooled = keras.Model(net.input["image"], net.get_layer("image_pool").output)
     images = np.concatenate([x["image"].numpy() for x, _ in raw])
     np.testing.assert_allclose(pooled.predict(images, verbose=0), features, rtol=1e-4, atol=1e-4)
