@@ -60,7 +60,7 @@ BUDGET_SMALL_IMAGES_BELOW = 300  # seconds of time_budget under which images def
 BUDGET_IMAGE_SIDE = 32
 IMAGE_ENCODERS = ("auto", "efficientnet_lite0", "mobilenet_v2", "cnn")
 # image_encoder="auto"'s pretrained encoder. On OpenMoji groups (benchmarks/fusion.py, 3 seeds) fusion="auto" scored
-# 0.888 with EfficientNet-Lite0 and 0.881 with the nsfwjs MobileNetV2, text alone 0.867; see the README.
+# 0.887 with EfficientNet-Lite0 and 0.881 with the nsfwjs MobileNetV2, text alone 0.867; see the README.
 DEFAULT_PRETRAINED_ENCODER = "efficientnet_lite0"
 PRETRAINED_ENCODERS = ("efficientnet_lite0", "mobilenet_v2")
 ENCODER_IMAGE_SIDE = 224  # the bundled encoders' training size
