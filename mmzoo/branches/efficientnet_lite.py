@@ -2,11 +2,11 @@
 
 ``image_efficientnet_lite0`` is EfficientNet-Lite0 (Tan & Le's EfficientNet
 without squeeze-excitation, with ReLU6 and a fixed stem; the mobile variant of
-``tensorflow/tpu``'s ``efficientnet/lite``) from its input through its 16
-inverted-residual blocks, that is every layer but the 1x1 head convolution
-and the classifier: 7 x 7 x 320 maps at 224 px, 2,998,352 weights. Its
-weights ship in the package (``mmzoo/weights/efficientnet_lite0_224.npz``,
-8-bit per output channel, 2.7 MB), so it needs no download. Unlike the
+``tensorflow/tpu``'s ``efficientnet/lite``) from its input through block 10,
+the first 11 of its 16 inverted-residual blocks: 14 x 14 x 112 maps at 224
+px, 716,928 weights. Its weights ship in the package
+(``mmzoo/weights/efficientnet_lite0_224.npz``, 8-bit per output channel,
+0.9 MB), so it needs no download. Unlike the
 bundled MobileNetV2 (whose later layers nsfwjs fine-tuned for its own
 classes), every layer kept here is the ImageNet-trained one.
 
@@ -24,7 +24,7 @@ import keras
 import numpy as np
 
 from mmzoo import _validation as check
-from mmzoo.branches.pretrained import PretrainedBranch
+from mmzoo.branches import bundled
 
 # (kernel, stride, expansion, output channels) of each of the 16 blocks; the stem has 32 channels.
 BLOCKS = (
@@ -67,7 +67,7 @@ def _conv_bn(x, filters, kernel, stride, name, depthwise=False, activation=True)
 
 
 def efficientnet_lite0_trunk(input_shape=(224, 224, 3), name="efficientnet_lite0"):
-    """The pretrained EfficientNet-Lite0 trunk (inputs in [-1, 1], outputs the last block's maps), frozen.
+    """The pretrained EfficientNet-Lite0 trunk (inputs in [-1, 1], outputs block 10's maps), frozen.
 
     Args:
         input_shape: ``(height, width, 3)``, each side at least 32.
@@ -79,11 +79,7 @@ def efficientnet_lite0_trunk(input_shape=(224, 224, 3), name="efficientnet_lite0
     Raises:
         ValueError: If ``input_shape`` is not ``(H, W, 3)`` with sides of at least 32.
     """
-    input_shape = check.shape("input_shape", input_shape, 3)
-    if input_shape[-1] != 3 or min(input_shape[:2]) < 32:
-        raise ValueError(f"`input_shape` must be (height, width, 3) with sides of at least 32. "
-                         f"Received: input_shape={input_shape!r}")
-    inputs = keras.Input(input_shape, name=f"{name}_input")
+    inputs = keras.Input(bundled.image_shape(input_shape), name=f"{name}_input")
     x = _conv_bn(inputs, STEM, 3, 2, "stem")
     channels = STEM
     for index, (kernel, stride, expansion, filters) in enumerate(BLOCKS):
@@ -95,13 +91,7 @@ def efficientnet_lite0_trunk(input_shape=(224, 224, 3), name="efficientnet_lite0
         if stride == 1 and channels == filters:
             x = keras.layers.Add(name=f"{block}_add")([shortcut, x])
         channels = filters
-    trunk = keras.Model(inputs, x, name=name)
-    weights = _weights()
-    for layer in trunk.layers:
-        for variable in layer.weights:
-            variable.assign(weights[f"{layer.name}/{variable.name}"])
-    trunk.trainable = False
-    return trunk
+    return bundled.load_frozen(keras.Model(inputs, x, name=name), _weights())
 
 
 def image_efficientnet_lite0(input_shape=(224, 224, 3), name="image"):
@@ -127,15 +117,10 @@ def image_efficientnet_lite0(input_shape=(224, 224, 3), name="image"):
 
     Example::
 
-        image = branches.image_efficientnet_lite0((224, 224, 3))  # 640 frozen pretrained features
+        image = branches.image_efficientnet_lite0((224, 224, 3))  # 224 frozen pretrained features
         model = mmzoo.compose([image, branches.text_embedding(32, 5000)], head=heads.multiclass(11))
     """
     check.identifier("name", name)
     trunk = efficientnet_lite0_trunk(input_shape, name=f"{name}_efficientnet_lite0")
-    inputs = keras.Input(trunk.input_shape[1:], name=name)
-    scaled = keras.layers.Rescaling(255.0 / 128.0, offset=-127.0 / 128.0, name=f"{name}_preprocess")(inputs)
-    maps = trunk(scaled, training=False)
-    pooled = [keras.layers.GlobalAveragePooling2D(name=f"{name}_avg_pool")(maps),
-              keras.layers.GlobalMaxPooling2D(name=f"{name}_max_pool")(maps)]
-    features = keras.layers.Concatenate(name=f"{name}_pool")(pooled)
-    return PretrainedBranch(name, inputs, features, "image", source=SOURCE)
+    scale = keras.layers.Rescaling(255.0 / 128.0, offset=-127.0 / 128.0, name=f"{name}_preprocess")
+    return bundled.pooled_branch(name, trunk, scale, SOURCE)

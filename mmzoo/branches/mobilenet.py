@@ -24,7 +24,7 @@ import keras
 import numpy as np
 
 from mmzoo import _validation as check
-from mmzoo.branches.pretrained import PretrainedBranch
+from mmzoo.branches import bundled
 from mmzoo.layers import ApplicationPreprocess
 
 LAST_LAYER = "block_10_depthwise_relu"
@@ -58,18 +58,8 @@ def mobilenet_v2_trunk(input_shape=(224, 224, 3), name="mobilenet_v2"):
     Raises:
         ValueError: If ``input_shape`` is not ``(H, W, 3)`` with sides of at least 32.
     """
-    input_shape = check.shape("input_shape", input_shape, 3)
-    if input_shape[-1] != 3 or min(input_shape[:2]) < 32:
-        raise ValueError(f"`input_shape` must be (height, width, 3) with sides of at least 32. "
-                         f"Received: input_shape={input_shape!r}")
-    base = keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=input_shape)
-    trunk = keras.Model(base.input, base.get_layer(LAST_LAYER).output, name=name)
-    weights = _weights()
-    for layer in trunk.layers:
-        for variable in layer.weights:
-            variable.assign(weights[f"{layer.name}/{variable.name}"])
-    trunk.trainable = False
-    return trunk
+    base = keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=bundled.image_shape(input_shape))
+    return bundled.load_frozen(keras.Model(base.input, base.get_layer(LAST_LAYER).output, name=name), _weights())
 
 
 def image_mobilenet_v2(input_shape=(224, 224, 3), name="image"):
@@ -101,9 +91,4 @@ def image_mobilenet_v2(input_shape=(224, 224, 3), name="image"):
     """
     check.identifier("name", name)
     trunk = mobilenet_v2_trunk(input_shape, name=f"{name}_mobilenet_v2")
-    inputs = keras.Input(trunk.input_shape[1:], name=name)
-    maps = trunk(ApplicationPreprocess("MobileNetV2", name=f"{name}_preprocess")(inputs), training=False)
-    pooled = [keras.layers.GlobalAveragePooling2D(name=f"{name}_avg_pool")(maps),
-              keras.layers.GlobalMaxPooling2D(name=f"{name}_max_pool")(maps)]
-    features = keras.layers.Concatenate(name=f"{name}_pool")(pooled)
-    return PretrainedBranch(name, inputs, features, "image", source=SOURCE)
+    return bundled.pooled_branch(name, trunk, ApplicationPreprocess("MobileNetV2", name=f"{name}_preprocess"), SOURCE)

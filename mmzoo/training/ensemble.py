@@ -178,21 +178,28 @@ def fit_weights_to_logits(model, logits, targets, steps=WEIGHT_STEPS, learning_r
         ValueError: If ``logits`` does not name exactly the model's inputs,
             or the arrays disagree in length with ``targets``.
     """
+    head, names, stacked, targets = _checked_logits(model, logits, targets)
     fusion = _late_fusion(model)
+    weight_logits = _fit_weight_logits(head, [tf.constant(z) for z in stacked], tf.constant(targets), steps,
+                                       learning_rate)
+    fusion.weight_logits.assign(tf.cast(weight_logits, fusion.weight_logits.dtype))
+    weights = np.asarray(tf.nn.softmax(weight_logits))
+    return {n: round(float(w), 4) for n, w in zip(names, weights)}
+
+
+def _checked_logits(model, logits, targets):
+    """``(head, input names, [float32 logits per input], targets array)``, checked against ``model``."""
+    _late_fusion(model)
     head = heads_lib.from_model(model)
     names = list(model.input)
     if set(logits) != set(names):
         raise ValueError(f"`logits` must have one entry per input of {model.name!r} ({sorted(names)}). "
                          f"Received: {sorted(logits)}")
-    targets = tf.convert_to_tensor(targets)
+    targets = np.asarray(targets)
     for n in names:
-        if len(logits[n]) != targets.shape[0]:
-            raise ValueError(f"`logits[{n!r}]` has {len(logits[n])} rows but `targets` has {targets.shape[0]}.")
-    stacked = [tf.convert_to_tensor(logits[n], tf.float32) for n in names]
-    weight_logits = _fit_weight_logits(head, stacked, targets, steps, learning_rate)
-    fusion.weight_logits.assign(tf.cast(weight_logits, fusion.weight_logits.dtype))
-    weights = np.asarray(tf.nn.softmax(weight_logits))
-    return {n: round(float(w), 4) for n, w in zip(names, weights)}
+        if len(logits[n]) != len(targets):
+            raise ValueError(f"`logits[{n!r}]` has {len(logits[n])} rows but `targets` has {len(targets)}.")
+    return head, names, [np.asarray(logits[n], "float32") for n in names], targets
 
 
 def _activation(head):
@@ -249,20 +256,11 @@ def cross_fitted_outputs(model, logits, targets, folds=2, seed=0, steps=WEIGHT_S
         logits, y = branch_logits(model, valid_ds)
         honest = cross_fitted_outputs(model, logits, y)   # score these, not the in-sample outputs
     """
-    _late_fusion(model)
-    head = heads_lib.from_model(model)
-    names = list(model.input)
-    if set(logits) != set(names):
-        raise ValueError(f"`logits` must have one entry per input of {model.name!r} ({sorted(names)}). "
-                         f"Received: {sorted(logits)}")
-    targets = np.asarray(targets)
-    if any(len(logits[n]) != len(targets) for n in names):
-        raise ValueError(f"Each `logits` array must have as many rows as `targets` ({len(targets)}).")
+    head, _, stacked, targets = _checked_logits(model, logits, targets)
     if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= len(targets):
         raise ValueError(f"`folds` must be an integer from 2 to the number of rows ({len(targets)}). "
                          f"Received: folds={folds!r}")
     part = np.random.default_rng(seed).permutation(len(targets)) % folds
-    stacked = [np.asarray(logits[n], "float32") for n in names]
     outputs = None
     for k in range(folds):
         fit_rows, held = np.flatnonzero(part != k), np.flatnonzero(part == k)
