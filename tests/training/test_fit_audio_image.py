@@ -7,6 +7,7 @@ import pytest
 
 import mmzoo
 from mmzoo.datasets import av_digits_recipe
+from mmzoo.training import ensemble
 from mmzoo.training import fit as fit_lib
 
 
@@ -34,6 +35,31 @@ def test_fit_takes_arrays_of_images_and_waveforms(shared_data):
     assert result.plan.features["audio"].num_samples >= 512 and result.plan.task == "multiclass"
     with pytest.raises(fit_lib.FitError, match="same length"):
         mmzoo.fit({"picture": data["picture"][:5], "digit": data["digit"][:4]}, label="digit", verbose=0)
+
+
+def test_the_ensembles_validation_score_is_cross_fitted_not_in_sample():
+    arrays = av_digits_recipe.load_arrays(degraded=False)
+    (inputs, labels) = arrays["train"]
+
+    def rows(digits, start, count):
+        keep = np.concatenate([np.flatnonzero(labels == d)[start:start + count] for d in digits])
+        return {"picture": (inputs["image"][keep, ..., 0] * 255).astype("uint8"), "sound": inputs["audio"][keep],
+                "digit": labels[keep]}
+
+    train, valid = rows(range(3), 0, 30), rows(range(3), 30, 20)
+    result = mmzoo.fit(train, label="digit", valid=valid, fusion="ensemble", epochs=2, verbose=0)
+    assert result.fusion == "ensemble"
+    valid_ds = fit_lib._datasets(result.plan, fit_lib._load(valid, "valid")[0], 16, 0, False, "raise")
+    # What fit reports (and fusion="auto" selects on): each half of the validation rows combined with weights
+    # fit on the other half.
+    logits, targets = ensemble.branch_logits(result.model, valid_ds)
+    honest = fit_lib.report_of_outputs(targets, ensemble.cross_fitted_outputs(result.model, logits, targets, seed=0),
+                                       result.plan)
+    assert result.valid["num_examples"] == honest["num_examples"] == 60
+    assert result.valid["log_loss"] == pytest.approx(honest["log_loss"], abs=1e-4)
+    # The final weights were fit on all the validation rows: scored on them, they can only look better.
+    in_sample = fit_lib.evaluate_model(result.model, valid_ds, result.plan)
+    assert result.valid["log_loss"] >= in_sample["log_loss"] - 1e-3
 
 
 def test_fit_with_group_validates_on_held_out_speakers_and_keeps_the_group_out_of_the_inputs(shared_data, tmp_path):
